@@ -1,0 +1,160 @@
+//! The f32 precision: the reference the int8 path and the other runtimes are measured against.
+//! Weights stay in the model bytes and are read little-endian in place (model data is only 1-byte aligned).
+
+use crate::format::{Arch, DType, ModelFile};
+use crate::net::{Kernels, Mac, Net};
+use crate::Error;
+
+/// Marker for the f32 precision.
+pub struct F32;
+
+/// f32 values stored little-endian in borrowed bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct F32s<'a>(&'a [u8]);
+
+impl<'a> F32s<'a> {
+    pub fn get(&self, i: usize) -> f32 {
+        self.0.get(4 * i..4 * i + 4).and_then(|b| b.try_into().ok()).map_or(0.0, f32::from_le_bytes)
+    }
+    /// Dot product of the `x.len()` values starting at element `start` with `x`.
+    pub fn dot(&self, start: usize, x: &[f32]) -> f32 {
+        let bytes = self.0.get(4 * start..).unwrap_or(&[]);
+        // Four partial sums break the dependency chain; the order is fixed, so results are reproducible.
+        let mut acc = [0f32; 4];
+        let mut w4 = bytes.chunks_exact(16);
+        let mut x4 = x.chunks_exact(4);
+        for (w, x) in (&mut w4).zip(&mut x4) {
+            for ((a, w), &x) in acc.iter_mut().zip(w.chunks_exact(4)).zip(x) {
+                *a += f32::from_le_bytes(w.try_into().unwrap_or([0; 4])) * x;
+            }
+        }
+        let mut tail = 0.0;
+        for (w, &x) in w4.remainder().chunks_exact(4).zip(x4.remainder()) {
+            tail += f32::from_le_bytes(w.try_into().unwrap_or([0; 4])) * x;
+        }
+        (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    }
+}
+
+fn f32s<'a>(file: &ModelFile<'a>, name: &str, shape: &[usize]) -> Result<F32s<'a>, Error> {
+    Ok(F32s(file.tensor(name, DType::F32, shape)?.data))
+}
+
+/// A conv 3×3 or dense layer: weights `[out, segments, segment_len]`, bias `[out]`, optional ReLU.
+pub struct LinearF32<'a> {
+    w: F32s<'a>,
+    b: F32s<'a>,
+    outputs: usize,
+    segments: usize,
+    segment_len: usize,
+    relu: bool,
+}
+
+impl<'a> LinearF32<'a> {
+    fn load(file: &ModelFile<'a>, name: &str, shape: &[usize], relu: bool) -> Result<Self, Error> {
+        let mut key = heapless::String::<40>::new();
+        let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
+        let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
+        let per_out: usize = shape.iter().skip(1).product();
+        key.push_str(name).and_then(|_| key.push_str(".weight")).map_err(|_| Error::Capacity)?;
+        let w = f32s(file, &key, shape)?;
+        key.clear();
+        key.push_str(name).and_then(|_| key.push_str(".bias")).map_err(|_| Error::Capacity)?;
+        let b = f32s(file, &key, &[outputs])?;
+        Ok(LinearF32 { w, b, outputs, segments: per_out / segment_len.max(1), segment_len, relu })
+    }
+}
+
+impl Mac for LinearF32<'_> {
+    type Act = f32;
+    type Acc = f32;
+    fn segment_len(&self) -> usize {
+        self.segment_len
+    }
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+    fn init(&self, o: usize) -> f32 {
+        self.b.get(o)
+    }
+    fn mac(&self, acc: f32, o: usize, seg: usize, x: &[f32]) -> f32 {
+        acc + self.w.dot((o * self.segments + seg) * self.segment_len, x)
+    }
+    fn finish(&self, _o: usize, acc: f32) -> f32 {
+        if self.relu {
+            acc.max(0.0)
+        } else {
+            acc
+        }
+    }
+}
+
+/// One LSTM direction: `w_ih [4L, In]`, `w_hh [4L, L]`, folded bias `[4L]`, gates i, f, g, o.
+pub struct LstmF32<'a> {
+    w_ih: F32s<'a>,
+    w_hh: F32s<'a>,
+    b: F32s<'a>,
+    n_in: usize,
+    hidden: usize,
+}
+
+impl<'a> LstmF32<'a> {
+    fn load(file: &ModelFile<'a>, prefix: &str, n_in: usize, hidden: usize) -> Result<Self, Error> {
+        let name = |part: &str| {
+            let mut s = heapless::String::<40>::new();
+            s.push_str(prefix).and_then(|_| s.push_str(part)).map(|_| s).map_err(|_| Error::Capacity)
+        };
+        Ok(LstmF32 {
+            w_ih: f32s(file, &name(".w_ih")?, &[4 * hidden, n_in])?,
+            w_hh: f32s(file, &name(".w_hh")?, &[4 * hidden, hidden])?,
+            b: f32s(file, &name(".bias")?, &[4 * hidden])?,
+            n_in,
+            hidden,
+        })
+    }
+}
+
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
+impl Kernels for F32 {
+    type Act = f32;
+    type Cell = f32;
+    type Gate = f32;
+    type Conv<'a> = LinearF32<'a>;
+    type Dense<'a> = LinearF32<'a>;
+    type Lstm<'a> = LstmF32<'a>;
+
+    fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
+        let a: Arch = file.arch;
+        let [c1, c2, d1, l1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm1, a.lstm2, a.classes].map(usize::from);
+        Ok(Net {
+            conv1: LinearF32::load(file, "conv1", &[c1, 3, 3, 1], true)?,
+            conv2: LinearF32::load(file, "conv2", &[c2, 3, 3, c1], true)?,
+            dense1: LinearF32::load(file, "dense1", &[d1, a.features()], true)?,
+            lstm1: [LstmF32::load(file, "lstm1.fwd", d1, l1)?, LstmF32::load(file, "lstm1.bwd", d1, l1)?],
+            lstm2: [LstmF32::load(file, "lstm2.fwd", 2 * l1, l2)?, LstmF32::load(file, "lstm2.bwd", 2 * l1, l2)?],
+            dense2: LinearF32::load(file, "dense2", &[k, 2 * l2], false)?,
+        })
+    }
+
+    fn pixel(p: u8) -> f32 {
+        f32::from(p) / 255.0
+    }
+
+    fn lstm_step(l: &LstmF32<'_>, x: &[f32], h: &mut [f32], c: &mut [f32], gates: &mut [f32]) {
+        for (r, g) in gates.iter_mut().enumerate() {
+            *g = l.b.get(r) + l.w_ih.dot(r * l.n_in, x) + l.w_hh.dot(r * l.hidden, h);
+        }
+        let mut quarters = gates.chunks_exact(l.hidden);
+        let (Some(i), Some(f), Some(g), Some(o)) = (quarters.next(), quarters.next(), quarters.next(), quarters.next())
+        else {
+            return;
+        };
+        for ((((h, c), &i), &f), (&g, &o)) in h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)) {
+            *c = sigmoid(f) * *c + sigmoid(i) * libm::tanhf(g);
+            *h = sigmoid(o) * libm::tanhf(*c);
+        }
+    }
+}

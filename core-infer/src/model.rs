@@ -1,0 +1,118 @@
+//! The public entry point: a parsed, validated model that recognizes images.
+
+use crate::f32_ops::F32;
+use crate::format::{ModelFile, Precision};
+use crate::net::{forward, Kernels, Layout, Net};
+use crate::{ctc, Arch, Error, Text};
+
+enum Weights<'a> {
+    F32(Net<'a, F32>),
+}
+
+/// A model borrowed from its file bytes: parsed and checked once, then used without copying.
+pub struct Model<'a> {
+    arch: Arch,
+    alphabet: &'a str,
+    precision: Precision,
+    layout: Layout,
+    weights: Weights<'a>,
+}
+
+/// Per-step class scores of one image (`steps × classes`), living in the scratch buffer.
+#[derive(Clone, Copy, Debug)]
+pub enum Scores<'s> {
+    /// Logits of an f32 model.
+    F32 { data: &'s [f32], classes: usize },
+}
+
+impl<'s> Scores<'s> {
+    pub fn classes(&self) -> usize {
+        match self {
+            Scores::F32 { classes, .. } => *classes,
+        }
+    }
+    pub fn steps(&self) -> usize {
+        match self {
+            Scores::F32 { data, classes } => data.len() / classes.max(&1),
+        }
+    }
+    /// The score of class `k` at step `t` as a real number (int8 scores dequantized); 0 outside the range.
+    pub fn get(&self, t: usize, k: usize) -> f32 {
+        match self {
+            Scores::F32 { data, classes } => data.get(t * classes + k).copied().unwrap_or(0.0),
+        }
+    }
+    /// The best class of every step (the first one on ties), in time order.
+    pub fn best_path(&self) -> impl Iterator<Item = usize> + 's {
+        let Scores::F32 { data, classes } = *self;
+        data.chunks_exact(classes.max(1)).map(argmax)
+    }
+}
+
+fn argmax<A: PartialOrd + Copy>(row: &[A]) -> usize {
+    let mut best = 0;
+    for (k, v) in row.iter().enumerate() {
+        if row.get(best).is_some_and(|b| v > b) {
+            best = k;
+        }
+    }
+    best
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates model bytes (magic, version, length, checksum, every tensor's shape).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let file = ModelFile::parse(bytes)?;
+        let layout = Layout::new(&file.arch)?;
+        if file.alphabet.chars().count() + 1 != usize::from(file.arch.classes) {
+            return Err(Error::BadAlphabet);
+        }
+        let weights = match file.precision {
+            Precision::F32 => Weights::F32(F32::load(&file)?),
+            Precision::Int8 => return Err(Error::BadHeader),
+        };
+        Ok(Model { arch: file.arch, alphabet: file.alphabet, precision: file.precision, layout, weights })
+    }
+
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+    /// The characters the model reads, in class order (class `k` is character `k - 1`).
+    pub fn alphabet(&self) -> &'a str {
+        self.alphabet
+    }
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of scratch [`Model::run`] and [`Model::recognize`] need (any alignment).
+    pub fn scratch_bytes(&self) -> usize {
+        match self.weights {
+            Weights::F32(_) => self.layout.scratch_bytes::<F32>(),
+        }
+    }
+
+    /// Runs the network on `pixels` (u8 grayscale, height × width, row-major) and returns the per-step
+    /// class scores, which live in `scratch`.
+    pub fn run<'s>(&self, pixels: &[u8], scratch: &'s mut [u8]) -> Result<Scores<'s>, Error> {
+        let classes = usize::from(self.arch.classes);
+        Ok(match &self.weights {
+            Weights::F32(net) => Scores::F32 { data: forward(net, &self.layout, pixels, scratch)?, classes },
+        })
+    }
+
+    /// Reads the text in `pixels` with greedy CTC decoding.
+    pub fn recognize(&self, pixels: &[u8], scratch: &mut [u8]) -> Result<Text, Error> {
+        let scores = self.run(pixels, scratch)?;
+        Ok(self.decode(&scores))
+    }
+
+    /// Greedy CTC decoding of scores from [`Model::run`].
+    pub fn decode(&self, scores: &Scores<'_>) -> Text {
+        let mut classes = heapless::Vec::<usize, { crate::MAX_LABEL_LEN }>::new();
+        ctc::collapse(scores.best_path(), |k| {
+            let _ = classes.push(k); // full means max length reached; to_text caps there anyway
+        });
+        ctc::to_text(classes.into_iter(), self.alphabet, usize::from(self.arch.max_label_len))
+    }
+}

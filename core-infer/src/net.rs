@@ -1,0 +1,346 @@
+//! The CRNN forward pass, written once for every precision.
+//!
+//! A precision ([`Kernels`]) says what an activation is and how conv, dense and one LSTM step compute;
+//! this module owns everything else: streaming the conv front-end along the width, the bidirectional
+//! sequencing, and where each buffer lives in the caller's scratch.
+//!
+//! Tensors a model file holds (f32 models; int8 models add their quantization tensors, see `int8`):
+//!
+//! | name | shape | meaning |
+//! |---|---|---|
+//! | `conv1.weight` | `[C1, 3, 3, 1]` | conv 3×3, layout out × ky × kx × in (ky runs over height) |
+//! | `conv1.bias` | `[C1]` | |
+//! | `conv2.weight` | `[C2, 3, 3, C1]` | |
+//! | `conv2.bias` | `[C2]` | |
+//! | `dense1.weight` | `[D1, H/4 · C2]` | input index `h · C2 + c` (pooled row major, channel minor) |
+//! | `dense1.bias` | `[D1]` | |
+//! | `lstm{1,2}.{fwd,bwd}.w_ih` | `[4L, In]` | gate rows i, f, g, o (PyTorch order) |
+//! | `lstm{1,2}.{fwd,bwd}.w_hh` | `[4L, L]` | |
+//! | `lstm{1,2}.{fwd,bwd}.bias` | `[4L]` | `b_ih + b_hh` |
+//! | `dense2.weight` | `[K, 2 · L2]` | input: forward half then backward half |
+//! | `dense2.bias` | `[K]` | |
+
+use crate::format::{Arch, ModelFile};
+use crate::scratch::{bytes_for, take};
+use crate::Error;
+use bytemuck::Pod;
+
+/// One numeric precision: its activation type and its layer kernels. The forward pass is generic over it.
+pub trait Kernels: Sized {
+    /// What flows between layers: `f32`, or `i8` with a per-tensor scale and zero point.
+    type Act: Pod + Default + PartialOrd;
+    /// LSTM cell state: `f32`, or `i16` fixed point.
+    type Cell: Pod + Default;
+    /// LSTM gate pre-activations: `f32`, or `i32` accumulators.
+    type Gate: Pod + Default;
+    type Conv<'a>: Mac<Act = Self::Act>;
+    type Dense<'a>: Mac<Act = Self::Act>;
+    type Lstm<'a>;
+
+    /// Loads and shape-checks every layer of this precision from a parsed file.
+    fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error>;
+    /// A pixel as an input activation (the network sees `pixel / 255`).
+    fn pixel(p: u8) -> Self::Act;
+    /// One LSTM time step: reads `x` and the state `(h, c)`, writes the new state.
+    /// `gates` is working space of `4 × hidden`.
+    fn lstm_step(
+        layer: &Self::Lstm<'_>,
+        x: &[Self::Act],
+        h: &mut [Self::Act],
+        c: &mut [Self::Cell],
+        gates: &mut [Self::Gate],
+    );
+}
+
+/// How one layer multiplies and accumulates. Each precision implements it for its conv and dense
+/// layers; the loops that use it ([`conv3x3`], [`dense`]) are written once.
+pub trait Mac {
+    type Act: Copy;
+    type Acc: Copy;
+    /// Inputs per weight segment: `C_in` for a conv (one segment per 3×3 tap), `In` for a dense layer.
+    fn segment_len(&self) -> usize;
+    /// Outputs (channels or units); never zero for a loaded layer.
+    fn outputs(&self) -> usize;
+    /// The accumulator of output `o`, holding its bias.
+    fn init(&self, o: usize) -> Self::Acc;
+    /// Adds the dot product of output `o`'s weight segment `seg` with `x` (`segment_len` values).
+    fn mac(&self, acc: Self::Acc, o: usize, seg: usize, x: &[Self::Act]) -> Self::Acc;
+    /// Output `o`'s activation from its accumulator (ReLU, requantization).
+    fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
+}
+
+/// 3×3 'same' convolution of one output column. `cols` are the input columns x-1, x, x+1 (`None` outside
+/// the image: zero padding), each `rows_in × C_in`; `out` is `rows_out × C_out`, `rows_out ≤ rows_in`.
+/// Weight segment `ky * 3 + kx` of output `o` multiplies input row `y + ky - 1` of column `x + kx - 1`.
+pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], out: &mut [M::Act]) {
+    let (cin, cout) = (layer.segment_len(), layer.outputs().max(1));
+    for (y, out_row) in out.chunks_exact_mut(cout).enumerate() {
+        for (o, v) in out_row.iter_mut().enumerate() {
+            let mut acc = layer.init(o);
+            for ky in 0..3 {
+                let Some(iy) = (y + ky).checked_sub(1) else { continue };
+                for (kx, col) in cols.iter().enumerate() {
+                    if let Some(x) = col.and_then(|col| col.get(iy * cin..(iy + 1) * cin)) {
+                        acc = layer.mac(acc, o, ky * 3 + kx, x);
+                    }
+                }
+            }
+            *v = layer.finish(o, acc);
+        }
+    }
+}
+
+/// `out = finish(W x + b)` for a dense layer (one weight segment per output).
+pub fn dense<M: Mac>(layer: &M, x: &[M::Act], out: &mut [M::Act]) {
+    for (o, v) in out.iter_mut().enumerate() {
+        *v = layer.finish(o, layer.mac(layer.init(o), o, 0, x));
+    }
+}
+
+/// The layers of one network in one precision.
+pub struct Net<'a, K: Kernels> {
+    pub conv1: K::Conv<'a>,
+    pub conv2: K::Conv<'a>,
+    pub dense1: K::Dense<'a>,
+    /// Forward and backward direction.
+    pub lstm1: [K::Lstm<'a>; 2],
+    pub lstm2: [K::Lstm<'a>; 2],
+    pub dense2: K::Dense<'a>,
+}
+
+/// Sizes derived from the architecture, in elements.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    h: usize,
+    w: usize,
+    c1: usize,
+    c2: usize,
+    /// pool1 output rows and columns.
+    h1: usize,
+    w1: usize,
+    /// pool2 output rows; time steps.
+    h2: usize,
+    steps: usize,
+    d1: usize,
+    l1: usize,
+    l2: usize,
+    classes: usize,
+}
+
+impl Layout {
+    pub(crate) fn new(a: &Arch) -> Result<Self, Error> {
+        let l = Layout {
+            h: a.height as usize,
+            w: a.width as usize,
+            c1: a.conv1 as usize,
+            c2: a.conv2 as usize,
+            h1: a.height as usize / 2,
+            w1: a.width as usize / 2,
+            h2: a.pooled_height(),
+            steps: a.steps(),
+            d1: a.dense1 as usize,
+            l1: a.lstm1 as usize,
+            l2: a.lstm2 as usize,
+            classes: a.classes as usize,
+        };
+        if l.h2 == 0 || l.steps == 0 || l.c1 == 0 || l.c2 == 0 || l.d1 == 0 || l.l1 == 0 || l.l2 == 0 {
+            return Err(Error::BadArch);
+        }
+        if l.classes < 2 || l.classes > crate::MAX_CLASSES || a.max_label_len as usize > crate::MAX_LABEL_LEN {
+            return Err(Error::Capacity);
+        }
+        Ok(l)
+    }
+
+    /// Elements of the conv front-end's buffers: 3 input columns, 2 conv1 columns, a ring of 4 pool1
+    /// columns, 2 conv2 columns and one pooled feature column. Only this much of the conv maps is ever held.
+    fn front_end(&self) -> usize {
+        3 * self.h + 2 * (2 * self.h1) * self.c1 + 4 * self.h1 * self.c1 + 2 * (2 * self.h2) * self.c2
+            + self.h2 * self.c2
+    }
+    /// Sequence buffer A: dense1's output, later LSTM2's.
+    fn seq_a(&self) -> usize {
+        self.steps * self.d1.max(2 * self.l2)
+    }
+    /// Sequence buffer B: LSTM1's output; the front-end borrows it before that.
+    fn seq_b(&self) -> usize {
+        (self.steps * 2 * self.l1).max(self.front_end())
+    }
+    fn hidden(&self) -> usize {
+        self.l1.max(self.l2)
+    }
+    pub(crate) fn scores(&self) -> usize {
+        self.steps * self.classes
+    }
+
+    /// Scratch bytes for precision `K`, alignment slack included.
+    pub(crate) fn scratch_bytes<K: Kernels>(&self) -> usize {
+        bytes_for::<K::Act>(self.seq_a())
+            + bytes_for::<K::Act>(self.seq_b())
+            + bytes_for::<K::Act>(self.scores())
+            + bytes_for::<K::Act>(self.hidden())
+            + bytes_for::<K::Cell>(self.hidden())
+            + bytes_for::<K::Gate>(4 * self.hidden())
+    }
+}
+
+/// Runs the network on `pixels` (u8, height × width, row-major) and returns the class scores,
+/// `steps × classes`, which live in `scratch`.
+pub(crate) fn forward<'s, K: Kernels>(
+    net: &Net<'_, K>,
+    l: &Layout,
+    pixels: &[u8],
+    mut scratch: &'s mut [u8],
+) -> Result<&'s [K::Act], Error> {
+    if pixels.len() != l.h * l.w {
+        return Err(Error::ImageSize);
+    }
+    if scratch.len() < l.scratch_bytes::<K>() {
+        return Err(Error::ScratchTooSmall);
+    }
+    let seq_a: &mut [K::Act] = take(&mut scratch, l.seq_a())?;
+    let seq_b: &mut [K::Act] = take(&mut scratch, l.seq_b())?;
+    let scores: &mut [K::Act] = take(&mut scratch, l.scores())?;
+    let h: &mut [K::Act] = take(&mut scratch, l.hidden())?;
+    let c: &mut [K::Cell] = take(&mut scratch, l.hidden())?;
+    let gates: &mut [K::Gate] = take(&mut scratch, 4 * l.hidden())?;
+
+    {
+        let dense1_out = seq_a.get_mut(..l.steps * l.d1).ok_or(Error::ScratchTooSmall)?;
+        front_end(net, l, pixels, seq_b, dense1_out)?;
+        let lstm1_out = seq_b.get_mut(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
+        bilstm::<K>(&net.lstm1, dense1_out, l.d1, lstm1_out, l.l1, h, c, gates)?;
+    }
+    let lstm1_out = seq_b.get(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
+    let lstm2_out = seq_a.get_mut(..l.steps * 2 * l.l2).ok_or(Error::ScratchTooSmall)?;
+    bilstm::<K>(&net.lstm2, lstm1_out, 2 * l.l1, lstm2_out, l.l2, h, c, gates)?;
+
+    for (x, out) in lstm2_out.chunks_exact(2 * l.l2).zip(scores.chunks_exact_mut(l.classes)) {
+        dense(&net.dense2, x, out);
+    }
+    Ok(scores)
+}
+
+/// conv1 → pool1 → conv2 → pool2 → dense1, one time step at a time: writes dense1's output for every
+/// step into `out` (`steps × D1`). `work` holds the few columns in flight.
+fn front_end<K: Kernels>(
+    net: &Net<'_, K>,
+    l: &Layout,
+    pixels: &[u8],
+    work: &mut [K::Act],
+    out: &mut [K::Act],
+) -> Result<(), Error> {
+    let (input, rest) = work.split_at_mut_checked(3 * l.h).ok_or(Error::ScratchTooSmall)?;
+    let conv1_col = 2 * l.h1 * l.c1;
+    let (conv1_out, rest) = rest.split_at_mut_checked(2 * conv1_col).ok_or(Error::ScratchTooSmall)?;
+    let pool1_col = l.h1 * l.c1;
+    let (ring, rest) = rest.split_at_mut_checked(4 * pool1_col).ok_or(Error::ScratchTooSmall)?;
+    let conv2_col = 2 * l.h2 * l.c2;
+    let (conv2_out, rest) = rest.split_at_mut_checked(2 * conv2_col).ok_or(Error::ScratchTooSmall)?;
+    let feature = rest.get_mut(..l.h2 * l.c2).ok_or(Error::ScratchTooSmall)?;
+
+    // pool1 column p needs conv1 columns 2p, 2p+1; pool2 column t needs conv2 columns 2t, 2t+1, which read
+    // pool1 columns 2t-1 ..= 2t+2: four of them, so a ring of four slots (p mod 4) holds all in flight.
+    let mut next_pool1 = 0;
+    for (t, out_t) in out.chunks_exact_mut(l.d1).enumerate().take(l.steps) {
+        let newest = (2 * t + 2).min(l.w1 - 1);
+        while next_pool1 <= newest {
+            let slot = ring.chunks_exact_mut(pool1_col).nth(next_pool1 % 4).ok_or(Error::ScratchTooSmall)?;
+            pool1_column(net, l, pixels, next_pool1, input, conv1_out, slot)?;
+            next_pool1 += 1;
+        }
+        for (j, conv2_x) in conv2_out.chunks_exact_mut(conv2_col).enumerate() {
+            let x = 2 * t + j;
+            let col = |dx: usize| {
+                let p = (x + dx).checked_sub(1).filter(|&p| p < l.w1)?;
+                ring.chunks_exact(pool1_col).nth(p % 4)
+            };
+            conv3x3(&net.conv2, [col(0), col(1), col(2)], conv2_x);
+        }
+        let (a, b) = conv2_out.split_at_checked(conv2_col).ok_or(Error::ScratchTooSmall)?;
+        max_pool(a, b, l.c2, feature);
+        dense(&net.dense1, feature, out_t);
+    }
+    Ok(())
+}
+
+/// Computes pool1 column `p` into `out` (`h1 × C1`) from conv1 columns 2p and 2p+1.
+fn pool1_column<K: Kernels>(
+    net: &Net<'_, K>,
+    l: &Layout,
+    pixels: &[u8],
+    p: usize,
+    input: &mut [K::Act],
+    conv1_out: &mut [K::Act],
+    out: &mut [K::Act],
+) -> Result<(), Error> {
+    let conv1_col = 2 * l.h1 * l.c1;
+    for (j, conv_x) in conv1_out.chunks_exact_mut(conv1_col).enumerate() {
+        let x = 2 * p + j;
+        // Input columns x-1, x, x+1 as activations; the ones outside the image are zero padding.
+        let mut present = [false; 3];
+        for (dx, (col, present)) in input.chunks_exact_mut(l.h).zip(present.iter_mut()).enumerate() {
+            let Some(src_x) = (x + dx).checked_sub(1).filter(|&sx| sx < l.w) else { continue };
+            *present = true;
+            for (v, row) in col.iter_mut().zip(pixels.chunks_exact(l.w)) {
+                *v = K::pixel(row.get(src_x).copied().unwrap_or(0));
+            }
+        }
+        let mut cols = input.chunks_exact(l.h);
+        let mut next = |present: bool| cols.next().filter(|_| present);
+        let cols = [next(present[0]), next(present[1]), next(present[2])];
+        conv3x3(&net.conv1, cols, conv_x);
+    }
+    let (a, b) = conv1_out.split_at_checked(conv1_col).ok_or(Error::ScratchTooSmall)?;
+    max_pool(a, b, l.c1, out);
+    Ok(())
+}
+
+/// 2×2 max-pool of two columns `a`, `b` (`2r × ch` each) into `out` (`r × ch`).
+pub fn max_pool<A: Copy + PartialOrd>(a: &[A], b: &[A], ch: usize, out: &mut [A]) {
+    let pairs = a.chunks_exact(2 * ch).zip(b.chunks_exact(2 * ch));
+    for (out_row, (a2, b2)) in out.chunks_exact_mut(ch).zip(pairs) {
+        let (a0, a1) = a2.split_at(ch);
+        let (b0, b1) = b2.split_at(ch);
+        for ((((o, &v0), &v1), &v2), &v3) in out_row.iter_mut().zip(a0).zip(a1).zip(b0).zip(b1) {
+            let m01 = if v1 > v0 { v1 } else { v0 };
+            let m23 = if v3 > v2 { v3 } else { v2 };
+            *o = if m23 > m01 { m23 } else { m01 };
+        }
+    }
+}
+
+/// A bidirectional LSTM over `input` (`steps × n_in`), writing `out` (`steps × 2L`): each row holds the
+/// forward state then the backward state, as PyTorch's `bidirectional=True` does. Both start from zero.
+#[allow(clippy::too_many_arguments)]
+fn bilstm<K: Kernels>(
+    layers: &[K::Lstm<'_>; 2],
+    input: &[K::Act],
+    n_in: usize,
+    out: &mut [K::Act],
+    hidden: usize,
+    h: &mut [K::Act],
+    c: &mut [K::Cell],
+    gates: &mut [K::Gate],
+) -> Result<(), Error> {
+    let h = h.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
+    let c = c.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
+    let gates = gates.get_mut(..4 * hidden).ok_or(Error::ScratchTooSmall)?;
+    for (dir, layer) in layers.iter().enumerate() {
+        h.fill(K::Act::default());
+        c.fill(K::Cell::default());
+        let steps = input.chunks_exact(n_in).zip(out.chunks_exact_mut(2 * hidden));
+        let mut step = |(x, out_t): (&[K::Act], &mut [K::Act])| {
+            K::lstm_step(layer, x, h, c, gates);
+            if let Some(half) = out_t.chunks_exact_mut(hidden).nth(dir) {
+                half.copy_from_slice(h);
+            }
+        };
+        if dir == 0 {
+            steps.for_each(&mut step);
+        } else {
+            steps.rev().for_each(&mut step);
+        }
+    }
+    Ok(())
+}

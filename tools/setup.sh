@@ -38,7 +38,7 @@ setup_host() {
         touch "$VENV/.complete"
     fi
     local torch_dir
-    torch_dir=$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+    torch_dir=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n 1)
     mkdir -p "$ROOT/.cargo"
     # Generated, not committed: paths differ per machine.
     cat > "$ROOT/.cargo/config.toml" <<CFG

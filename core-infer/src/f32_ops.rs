@@ -18,7 +18,8 @@ impl<'a> F32s<'a> {
     }
     /// Dot product of the `x.len()` values starting at element `start` with `x`.
     pub fn dot(&self, start: usize, x: &[f32]) -> f32 {
-        let bytes = self.0.get(4 * start..).unwrap_or(&[]);
+        // Exactly the weights that pair with `x`, so the tail below reads the right ones.
+        let bytes = self.0.get(4 * start..4 * (start + x.len())).unwrap_or(&[]);
         // Four partial sums break the dependency chain; the order is fixed, so results are reproducible.
         let mut acc = [0f32; 4];
         let mut w4 = bytes.chunks_exact(16);

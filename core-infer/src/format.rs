@@ -278,10 +278,10 @@ impl<'a> ModelFile<'a> {
     }
 }
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 pub use writer::ModelWriter;
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 mod writer {
     use super::*;
     use std::borrow::ToOwned;

@@ -31,6 +31,7 @@ extern crate std;
 pub mod ctc;
 pub mod format;
 mod f32_ops;
+pub mod int8_ops;
 mod model;
 pub mod net;
 mod scratch;

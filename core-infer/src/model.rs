@@ -1,12 +1,15 @@
 //! The public entry point: a parsed, validated model that recognizes images.
 
 use crate::f32_ops::F32;
+use crate::int8_ops::{scores_scale, I8};
 use crate::format::{ModelFile, Precision};
 use crate::net::{forward, Kernels, Layout, Net};
 use crate::{ctc, Arch, Error, Text};
 
 enum Weights<'a> {
     F32(Net<'a, F32>),
+    /// With dense2's output scale and zero point, to dequantize scores.
+    I8(Net<'a, I8>, f32, i32),
 }
 
 /// A model borrowed from its file bytes: parsed and checked once, then used without copying.
@@ -23,29 +26,45 @@ pub struct Model<'a> {
 pub enum Scores<'s> {
     /// Logits of an f32 model.
     F32 { data: &'s [f32], classes: usize },
+    /// Quantized scores of an int8 model: `real = scale · (q − zp)`.
+    I8 { data: &'s [i8], classes: usize, scale: f32, zp: i32 },
 }
 
 impl<'s> Scores<'s> {
     pub fn classes(&self) -> usize {
         match self {
-            Scores::F32 { classes, .. } => *classes,
+            Scores::F32 { classes, .. } | Scores::I8 { classes, .. } => *classes,
         }
     }
     pub fn steps(&self) -> usize {
         match self {
             Scores::F32 { data, classes } => data.len() / classes.max(&1),
+            Scores::I8 { data, classes, .. } => data.len() / classes.max(&1),
         }
     }
     /// The score of class `k` at step `t` as a real number (int8 scores dequantized); 0 outside the range.
     pub fn get(&self, t: usize, k: usize) -> f32 {
         match self {
             Scores::F32 { data, classes } => data.get(t * classes + k).copied().unwrap_or(0.0),
+            Scores::I8 { data, classes, scale, zp } => {
+                data.get(t * classes + k).map_or(0.0, |&q| scale * (i32::from(q) - zp) as f32)
+            }
+        }
+    }
+    /// The raw int8 scores of an int8 model.
+    pub fn raw_i8(&self) -> Option<&'s [i8]> {
+        match *self {
+            Scores::I8 { data, .. } => Some(data),
+            Scores::F32 { .. } => None,
         }
     }
     /// The best class of every step (the first one on ties), in time order.
     pub fn best_path(&self) -> impl Iterator<Item = usize> + 's {
-        let Scores::F32 { data, classes } = *self;
-        data.chunks_exact(classes.max(1)).map(argmax)
+        let (f, q, classes) = match *self {
+            Scores::F32 { data, classes } => (data, &[][..], classes),
+            Scores::I8 { data, classes, .. } => (&[][..], data, classes),
+        };
+        f.chunks_exact(classes.max(1)).map(argmax).chain(q.chunks_exact(classes.max(1)).map(argmax))
     }
 }
 
@@ -69,7 +88,10 @@ impl<'a> Model<'a> {
         }
         let weights = match file.precision {
             Precision::F32 => Weights::F32(F32::load(&file)?),
-            Precision::Int8 => return Err(Error::BadHeader),
+            Precision::Int8 => {
+                let (scale, zp) = scores_scale(&file)?;
+                Weights::I8(I8::load(&file)?, scale, zp)
+            }
         };
         Ok(Model { arch: file.arch, alphabet: file.alphabet, precision: file.precision, layout, weights })
     }
@@ -89,6 +111,7 @@ impl<'a> Model<'a> {
     pub fn scratch_bytes(&self) -> usize {
         match self.weights {
             Weights::F32(_) => self.layout.scratch_bytes::<F32>(),
+            Weights::I8(..) => self.layout.scratch_bytes::<I8>(),
         }
     }
 
@@ -98,6 +121,9 @@ impl<'a> Model<'a> {
         let classes = usize::from(self.arch.classes);
         Ok(match &self.weights {
             Weights::F32(net) => Scores::F32 { data: forward(net, &self.layout, pixels, scratch)?, classes },
+            Weights::I8(net, scale, zp) => {
+                Scores::I8 { data: forward(net, &self.layout, pixels, scratch)?, classes, scale: *scale, zp: *zp }
+            }
         })
     }
 

@@ -1,1 +1,226 @@
-fn main() {}
+//! Command line: parses arguments and calls [`host_trainer::commands`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use host_trainer::commands::{self, Source};
+use host_trainer::data::OnBad;
+use host_trainer::train;
+
+/// Train a captcha OCR model (the seed's CRNN with CTC) on a PC and export it for a microcontroller.
+///
+/// With no arguments: trains on synthetic captchas drawn by the embedded generator (no files needed, about
+/// ten minutes on two cores) and writes everything to runs/synthetic/.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train on a folder of LABEL.png images or on synthetic captchas; writes model.ot (tch weights),
+    /// model.crnn (core-infer f32), model.onnx, curves.png, predictions.png and metrics.json to --out.
+    Train(TrainArgs),
+    /// Sequence accuracy, character error rate and the wrong readings of a model file on a folder.
+    Eval {
+        /// A .crnn model file (f32 or int8); repeat to compare models side by side (e.g. f32 and int8).
+        #[arg(long, required = true)]
+        model: Vec<PathBuf>,
+        /// A folder of LABEL.png images.
+        #[arg(long)]
+        data: PathBuf,
+        /// Warn about and skip unreadable images and bad labels instead of stopping.
+        #[arg(long)]
+        skip_bad: bool,
+        /// Also write the full report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Print the text a model file reads in each image.
+    Predict {
+        /// A .crnn model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Images of any size and colour; they are converted as in training.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Write synthetic captchas as LABEL.png files (the look training on --synthetic uses).
+    Generate {
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also draw a contact sheet of the first 24 captchas to this PNG (keep it outside --out).
+        #[arg(long)]
+        sheet: Option<PathBuf>,
+    },
+    /// Write the int8 model file (post-training quantization, calibrated on training-like images).
+    Quantize {
+        /// model.ot written by train (with its model.json beside it).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Calibration images: a folder of LABEL.png (default: 256 synthetic captchas).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output folder (default: the weights' folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Rewrite model.crnn and model.onnx from a tch weights file (with its model.json beside it).
+    Export {
+        /// model.ot written by train.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Output folder (default: the weights' folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Folder of LABEL.png images (any size and colour; the label is the file name). Alphabet, maximum
+    /// label length and image size come from the data.
+    #[arg(long, conflicts_with = "synthetic")]
+    data: Option<PathBuf>,
+    /// Train on this many synthetic captchas instead (the default when --data is not given).
+    #[arg(long)]
+    synthetic: Option<usize>,
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Stop after this many epochs without a better validation loss (the best weights are kept).
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Seeds the split, the batch order, dropout, initial weights and synthetic captchas.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Stop after the epoch that crosses this many minutes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Output folder (default: runs/<data folder name> or runs/synthetic).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue an interrupted run from the checkpoint in --out (same data, seed and batch size).
+    #[arg(long)]
+    resume: bool,
+    /// Warn about and skip unreadable images and bad labels instead of stopping.
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+/// The no-argument run: synthetic captchas, sized to finish in about ten minutes on two cores.
+const DEFAULT_SYNTHETIC: usize = 6000;
+const DEFAULT_MINUTES: f64 = 9.0;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Option<Command>) -> anyhow::Result<()> {
+    let command = command.unwrap_or_else(|| {
+        eprintln!("no command given: training on {DEFAULT_SYNTHETIC} synthetic captchas for at most {DEFAULT_MINUTES} minutes (see --help)");
+        Command::Train(TrainArgs {
+            data: None,
+            synthetic: Some(DEFAULT_SYNTHETIC),
+            epochs: 100,
+            batch_size: 16,
+            patience: 10,
+            seed: 42,
+            lr: 1e-3,
+            max_minutes: Some(DEFAULT_MINUTES),
+            out: None,
+            resume: false,
+            skip_bad: false,
+        })
+    });
+    match command {
+        Command::Train(a) => {
+            let source = match a.data {
+                Some(dir) => Source::Folder(dir),
+                None => Source::Synthetic { count: a.synthetic.unwrap_or(DEFAULT_SYNTHETIC) },
+            };
+            let out = a.out.unwrap_or_else(|| PathBuf::from("runs").join(source.name()));
+            commands::check_out_dir(&out)?;
+            ctrlc::set_handler(|| {
+                eprintln!("\nCtrl-C: stopping after this batch (the last finished epoch is kept)");
+                train::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            })?;
+            let opts = train::Options {
+                epochs: a.epochs,
+                batch_size: a.batch_size.max(1),
+                patience: a.patience,
+                seed: a.seed,
+                learning_rate: a.lr,
+                max_minutes: a.max_minutes,
+                ..Default::default()
+            };
+            commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;
+        }
+        Command::Eval { model, data, skip_bad, json } => {
+            let evals = commands::eval(&model, &data, on_bad(skip_bad))?;
+            for (path, (eval, _)) in model.iter().zip(&evals) {
+                for (src, truth, pred) in &eval.wrong {
+                    println!("{}: wrong: {src}: {truth} read as {pred:?}", path.display());
+                }
+            }
+            println!("{:<40} {:>7} {:>9} {:>7} {:>7} {:>10}", "model", "images", "accuracy", "CER", "wrong", "agreement");
+            for (path, (eval, agree)) in model.iter().zip(&evals) {
+                println!(
+                    "{:<40} {:>7} {:>8.2}% {:>7.4} {:>7} {:>9.2}%",
+                    path.display(),
+                    eval.images,
+                    100.0 * eval.accuracy.sequence,
+                    eval.accuracy.cer,
+                    eval.wrong.len(),
+                    100.0 * agree
+                );
+            }
+            if let Some(path) = json {
+                let report: Vec<_> = evals.iter().map(|(e, _)| e).collect();
+                host_trainer::io::write_json(&path, &report)?;
+            }
+        }
+        Command::Predict { model, images } => {
+            for (path, text) in commands::predict(&model, &images)? {
+                println!("{}\t{text}", path.display());
+            }
+        }
+        Command::Generate { count, out, seed, sheet } => commands::generate(count, seed, &out, sheet.as_deref())?,
+        Command::Quantize { weights, data, out } => {
+            let out = out.unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());
+            let source = data.map_or(Source::Synthetic { count: 256 }, Source::Folder);
+            commands::quantize(&weights, &source, &out)?;
+        }
+        Command::Export { weights, out } => {
+            let out = out.unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());
+            commands::export(&weights, &out)?;
+        }
+    }
+    Ok(())
+}
+
+fn on_bad(skip: bool) -> OnBad {
+    if skip {
+        OnBad::Skip
+    } else {
+        OnBad::Fail
+    }
+}

@@ -1,0 +1,311 @@
+//! The int8 precision: integer-only arithmetic from the u8 pixels to the class scores, identical on every
+//! target (no float, wrapping-free i32/i64 arithmetic, ties rounded the same way everywhere).
+//!
+//! Quantization (TFLM/CMSIS-NN style, parameters computed by the host's quantizer):
+//! - weights: symmetric int8, per output channel for conv and dense, per gate for the LSTMs;
+//! - activations: int8 with a per-tensor scale and zero point (`real = scale · (q − zp)`); the input pixel
+//!   `p` is `p − 128` (scale 1/255, zero point −128); LSTM outputs use scale 1/127, zero point 0;
+//! - conv and dense: `acc = bias + Σ w · (x − zp_in)` in i32, then `zp_out + acc · M` clamped to int8
+//!   (ReLU clamps at `zp_out`), with `M = mult · 2^(shift − 31)` applied by [`requantize`];
+//! - LSTM: gate pre-activations in Q3.12 (i32), sigmoid and tanh from 513-entry Q15 tables over [−8, 8)
+//!   with linear interpolation, cell state Q4.11 in i16.
+//!
+//! Extra tensors of an int8 file (besides the f32 file's names, now `i8` weights and `i32` biases):
+//!
+//! | name | dtype, shape | meaning |
+//! |---|---|---|
+//! | `{conv1,conv2,dense1,dense2}.mult`, `.shift` | i32 `[out]` | requantization multiplier (Q31) and shift per output |
+//! | `{conv1,conv2,dense1,dense2}.zp` | i32 `[2]` | zero points of the input and output activations |
+//! | `lstmN.{fwd,bwd}.mult_ih`, `.shift_ih`, `.mult_hh`, `.shift_hh` | i32 `[4]` | per gate, accumulators → Q3.12 |
+//! | `lstmN.{fwd,bwd}.zp` | i32 `[1]` | zero point of the LSTM input |
+//! | `lstmN.{fwd,bwd}.bias` | i32 `[4L]` | `b_ih + b_hh` in Q3.12 |
+//! | `lut.sigmoid`, `lut.tanh` | i16 `[513]` | Q15 values at −8 + k/32 |
+//! | `scores.scale` | f32 `[1]` | dense2's output scale, only to dequantize scores for people and tests |
+
+use crate::format::{Arch, DType, ModelFile};
+use crate::net::{Kernels, Mac, Net};
+use crate::Error;
+
+/// Marker for the int8 precision.
+pub struct I8;
+
+/// Fractional bits of LSTM gate pre-activations.
+pub const GATE_FRAC: u32 = 12;
+/// Fractional bits of the LSTM cell state.
+pub const CELL_FRAC: u32 = 11;
+/// Table entries: −8 .. 8 in steps of 1/32, plus the end point.
+pub const LUT_LEN: usize = 513;
+
+/// `round(acc · mult · 2^(shift − 31))`, rounding halves up; `mult` in Q31, `shift` in −31..=30.
+#[inline]
+pub fn requantize(acc: i32, mult: i32, shift: i32) -> i32 {
+    let n = (31 - shift).clamp(1, 62) as u32;
+    let prod = i64::from(acc) * i64::from(mult) + (1i64 << (n - 1));
+    (prod >> n).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// Little-endian i32 values in borrowed bytes.
+#[derive(Clone, Copy, Debug)]
+struct I32s<'a>(&'a [u8]);
+
+impl I32s<'_> {
+    fn get(&self, i: usize) -> i32 {
+        self.0.get(4 * i..4 * i + 4).and_then(|b| b.try_into().ok()).map_or(0, i32::from_le_bytes)
+    }
+}
+
+/// A table of 513 Q15 values (little-endian i16) over [−8, 8).
+#[derive(Clone, Copy, Debug)]
+pub struct Lut<'a>(&'a [u8]);
+
+impl Lut<'_> {
+    fn at(&self, i: usize) -> i32 {
+        self.0.get(2 * i..2 * i + 2).and_then(|b| b.try_into().ok()).map_or(0, |b| i32::from(i16::from_le_bytes(b)))
+    }
+    /// The function at `z` (Q3.12), linearly interpolated, in Q15.
+    pub fn eval(&self, z: i32) -> i32 {
+        // index step 1/32 = 2^7 in Q12; offset 8.0 = 2^15
+        let u = (z.clamp(-(8 << GATE_FRAC), (8 << GATE_FRAC) - 1) + (8 << GATE_FRAC)) as u32;
+        let (i, frac) = ((u >> 7) as usize, (u & 127) as i32);
+        let (a, b) = (self.at(i), self.at(i + 1));
+        a + (((b - a) * frac + 64) >> 7)
+    }
+}
+
+fn bytes<'a>(file: &ModelFile<'a>, name: &str, dtype: DType, shape: &[usize]) -> Result<&'a [u8], Error> {
+    Ok(file.tensor(name, dtype, shape)?.data)
+}
+
+fn key(prefix: &str, part: &str) -> Result<heapless::String<40>, Error> {
+    let mut s = heapless::String::new();
+    s.push_str(prefix).and_then(|_| s.push_str(part)).map_err(|_| Error::Capacity)?;
+    Ok(s)
+}
+
+/// Checks that every shift keeps [`requantize`] within its documented range.
+fn check_shifts(shifts: I32s<'_>, n: usize) -> Result<(), Error> {
+    if (0..n).all(|i| (-31..=30).contains(&shifts.get(i))) {
+        Ok(())
+    } else {
+        Err(Error::BadTensor)
+    }
+}
+
+/// A quantized conv 3×3 or dense layer: weights `[out, segments, segment_len]` int8.
+pub struct LinearI8<'a> {
+    w: &'a [u8],
+    b: I32s<'a>,
+    mult: I32s<'a>,
+    shift: I32s<'a>,
+    zp_in: i32,
+    zp_out: i32,
+    outputs: usize,
+    segments: usize,
+    segment_len: usize,
+    relu: bool,
+}
+
+impl<'a> LinearI8<'a> {
+    fn load(file: &ModelFile<'a>, name: &str, shape: &[usize], relu: bool) -> Result<Self, Error> {
+        let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
+        let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
+        let per_out: usize = shape.iter().skip(1).product();
+        let zp = I32s(bytes(file, &key(name, ".zp")?, DType::I32, &[2])?);
+        let shift = I32s(bytes(file, &key(name, ".shift")?, DType::I32, &[outputs])?);
+        check_shifts(shift, outputs)?;
+        let (zp_in, zp_out) = (zp.get(0), zp.get(1));
+        if !(-128..=127).contains(&zp_in) || !(-128..=127).contains(&zp_out) {
+            return Err(Error::BadTensor);
+        }
+        Ok(LinearI8 {
+            w: bytes(file, &key(name, ".weight")?, DType::I8, shape)?,
+            b: I32s(bytes(file, &key(name, ".bias")?, DType::I32, &[outputs])?),
+            mult: I32s(bytes(file, &key(name, ".mult")?, DType::I32, &[outputs])?),
+            shift,
+            zp_in,
+            zp_out,
+            outputs,
+            segments: per_out / segment_len.max(1),
+            segment_len,
+            relu,
+        })
+    }
+}
+
+/// `Σ w · (x − zp)` over a segment, in i32 (at most 2^16 products of 2^8 · 2^8: no overflow for the
+/// sizes the parser accepts).
+#[inline]
+fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
+    w.iter().zip(x).map(|(&w, &x)| i32::from(w as i8) * (i32::from(x) - zp)).sum()
+}
+
+impl Mac for LinearI8<'_> {
+    type Act = i8;
+    type Acc = i32;
+    fn segment_len(&self) -> usize {
+        self.segment_len
+    }
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+    fn init(&self, o: usize) -> i32 {
+        self.b.get(o)
+    }
+    fn mac(&self, acc: i32, o: usize, seg: usize, x: &[i8]) -> i32 {
+        let start = (o * self.segments + seg) * self.segment_len;
+        let w = self.w.get(start..start + self.segment_len).unwrap_or(&[]);
+        acc.wrapping_add(dot_i8(w, x, self.zp_in))
+    }
+    fn finish(&self, o: usize, acc: i32) -> i8 {
+        let v = self.zp_out.saturating_add(requantize(acc, self.mult.get(o), self.shift.get(o)));
+        let lo = if self.relu { self.zp_out } else { -128 };
+        v.clamp(lo, 127) as i8
+    }
+}
+
+/// One quantized LSTM direction: int8 `w_ih [4L, In]`, `w_hh [4L, L]`, Q3.12 bias, per-gate requantization.
+pub struct LstmI8<'a> {
+    w_ih: &'a [u8],
+    w_hh: &'a [u8],
+    b: I32s<'a>,
+    mult_ih: I32s<'a>,
+    shift_ih: I32s<'a>,
+    mult_hh: I32s<'a>,
+    shift_hh: I32s<'a>,
+    zp_in: i32,
+    n_in: usize,
+    hidden: usize,
+    sigmoid: Lut<'a>,
+    tanh: Lut<'a>,
+}
+
+impl<'a> LstmI8<'a> {
+    fn load(file: &ModelFile<'a>, prefix: &str, n_in: usize, hidden: usize) -> Result<Self, Error> {
+        let i32s = |part: &str, n: usize| Ok::<_, Error>(I32s(bytes(file, &key(prefix, part)?, DType::I32, &[n])?));
+        let (shift_ih, shift_hh) = (i32s(".shift_ih", 4)?, i32s(".shift_hh", 4)?);
+        check_shifts(shift_ih, 4)?;
+        check_shifts(shift_hh, 4)?;
+        let zp_in = i32s(".zp", 1)?.get(0);
+        if !(-128..=127).contains(&zp_in) {
+            return Err(Error::BadTensor);
+        }
+        Ok(LstmI8 {
+            w_ih: bytes(file, &key(prefix, ".w_ih")?, DType::I8, &[4 * hidden, n_in])?,
+            w_hh: bytes(file, &key(prefix, ".w_hh")?, DType::I8, &[4 * hidden, hidden])?,
+            b: i32s(".bias", 4 * hidden)?,
+            mult_ih: i32s(".mult_ih", 4)?,
+            shift_ih,
+            mult_hh: i32s(".mult_hh", 4)?,
+            shift_hh,
+            zp_in,
+            n_in,
+            hidden,
+            sigmoid: Lut(bytes(file, "lut.sigmoid", DType::I16, &[LUT_LEN])?),
+            tanh: Lut(bytes(file, "lut.tanh", DType::I16, &[LUT_LEN])?),
+        })
+    }
+}
+
+impl Kernels for I8 {
+    type Act = i8;
+    type Cell = i16;
+    type Gate = i32;
+    type Conv<'a> = LinearI8<'a>;
+    type Dense<'a> = LinearI8<'a>;
+    type Lstm<'a> = LstmI8<'a>;
+
+    fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
+        let a: Arch = file.arch;
+        let [c1, c2, d1, l1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm1, a.lstm2, a.classes].map(usize::from);
+        // The largest dot product (dense1: features inputs) must fit i32: 255 · 255 per term.
+        if a.features().max(9 * c1).max(2 * l1).max(d1) > 32_000 {
+            return Err(Error::Capacity);
+        }
+        Ok(Net {
+            conv1: LinearI8::load(file, "conv1", &[c1, 3, 3, 1], true)?,
+            conv2: LinearI8::load(file, "conv2", &[c2, 3, 3, c1], true)?,
+            dense1: LinearI8::load(file, "dense1", &[d1, a.features()], true)?,
+            lstm1: [LstmI8::load(file, "lstm1.fwd", d1, l1)?, LstmI8::load(file, "lstm1.bwd", d1, l1)?],
+            lstm2: [LstmI8::load(file, "lstm2.fwd", 2 * l1, l2)?, LstmI8::load(file, "lstm2.bwd", 2 * l1, l2)?],
+            dense2: LinearI8::load(file, "dense2", &[k, 2 * l2], false)?,
+        })
+    }
+
+    fn pixel(p: u8) -> i8 {
+        (i16::from(p) - 128) as i8
+    }
+
+    fn lstm_step(l: &LstmI8<'_>, x: &[i8], h: &mut [i8], c: &mut [i16], gates: &mut [i32]) {
+        for (r, g) in gates.iter_mut().enumerate() {
+            let gate = r / l.hidden.max(1);
+            let w_ih = l.w_ih.get(r * l.n_in..(r + 1) * l.n_in).unwrap_or(&[]);
+            let w_hh = l.w_hh.get(r * l.hidden..(r + 1) * l.hidden).unwrap_or(&[]);
+            let from_x = requantize(dot_i8(w_ih, x, l.zp_in), l.mult_ih.get(gate), l.shift_ih.get(gate));
+            let from_h = requantize(dot_i8(w_hh, &*h, 0), l.mult_hh.get(gate), l.shift_hh.get(gate));
+            *g = l.b.get(r).saturating_add(from_x).saturating_add(from_h);
+        }
+        let mut quarters = gates.chunks_exact(l.hidden);
+        let (Some(i), Some(f), Some(g), Some(o)) = (quarters.next(), quarters.next(), quarters.next(), quarters.next())
+        else {
+            return;
+        };
+        for ((((h, c), &i), &f), (&g, &o)) in h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)) {
+            let (i, f, g, o) = (l.sigmoid.eval(i), l.sigmoid.eval(f), l.tanh.eval(g), l.sigmoid.eval(o));
+            // Q15 · Q11 >> 15 = Q11; Q15 · Q15 >> 19 = Q11
+            let cell = ((f * i32::from(*c) + (1 << 14)) >> 15) + ((i * g + (1 << 18)) >> 19);
+            *c = cell.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            let t = l.tanh.eval(i32::from(*c) << (GATE_FRAC - CELL_FRAC));
+            // h · 127 from Q30
+            let hq = (i64::from(o * t) * 127 + (1 << 29)) >> 30;
+            *h = hq.clamp(-127, 127) as i8;
+        }
+    }
+}
+
+/// The dequantization scale of dense2's output (for scores shown to people and tests).
+pub(crate) fn scores_scale(file: &ModelFile<'_>) -> Result<(f32, i32), Error> {
+    let s = bytes(file, "scores.scale", DType::F32, &[1])?;
+    let scale = s.try_into().map(f32::from_le_bytes).map_err(|_| Error::BadTensor)?;
+    let zp = I32s(bytes(file, "dense2.zp", DType::I32, &[2])?).get(1);
+    if !scale.is_finite() || scale <= 0.0 {
+        return Err(Error::BadTensor);
+    }
+    Ok((scale, zp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn table(f: impl Fn(f64) -> f64) -> std::vec::Vec<u8> {
+        (0..LUT_LEN).flat_map(|k| (((f(-8.0 + k as f64 / 32.0)) * 32767.0).round() as i16).to_le_bytes()).collect()
+    }
+
+    proptest! {
+        /// Requantization equals the exact product rounded, for the multipliers the quantizer makes.
+        #[test]
+        fn requantize_matches_exact_rounding(acc in -(1i32 << 24)..(1 << 24), mult in (1i32 << 30)..i32::MAX, shift in -20i32..8) {
+            let exact = f64::from(acc) * f64::from(mult) * 2f64.powi(shift - 31);
+            let got = requantize(acc, mult, shift);
+            prop_assert!((f64::from(got) - exact).abs() <= 0.5 + 1e-9, "{got} vs {exact}");
+        }
+
+        /// Table sigmoid and tanh against libm, over the whole Q3.12 input range and beyond.
+        #[test]
+        fn tables_match_float(z in -(9i32 << GATE_FRAC)..(9 << GATE_FRAC)) {
+            let (sig, tanh) = (table(|x| 1.0 / (1.0 + (-x).exp())), table(f64::tanh));
+            let x = f64::from(z) / f64::from(1 << GATE_FRAC);
+            let s = f64::from(Lut(&sig).eval(z)) / 32767.0;
+            let t = f64::from(Lut(&tanh).eval(z)) / 32767.0;
+            // interpolation error of a 1/32 grid: at most h²/8 · max|f''| ≈ 1e-4 for tanh, plus rounding
+            prop_assert!((s - 1.0 / (1.0 + (-x).exp())).abs() < 4e-4, "sigmoid({x}) = {s}");
+            prop_assert!((t - x.tanh()).abs() < 4e-4, "tanh({x}) = {t}");
+        }
+    }
+
+    #[test]
+    fn pixels_map_to_int8_around_zero_point() {
+        assert_eq!((I8::pixel(0), I8::pixel(128), I8::pixel(255)), (-128, 0, 127));
+    }
+}

@@ -1,0 +1,240 @@
+//! The sub-commands, as library functions (so tests can call them): train, eval, predict, generate, export.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use crate::data::{self, Dataset, LabelRules, OnBad};
+use crate::infer::{self, Runner};
+use crate::model::{Crnn, Trained};
+use crate::{export, io, quantize, report, train};
+
+/// Where training images come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A folder of `LABEL.png` files.
+    Folder(PathBuf),
+    /// `count` captchas from the embedded generator (default look: the real set's).
+    Synthetic { count: usize },
+}
+
+impl Source {
+    /// Loads or draws the images.
+    pub fn load(&self, seed: u64, on_bad: OnBad) -> anyhow::Result<Dataset> {
+        match self {
+            Source::Folder(dir) => Ok(data::load_dir(dir, None, &LabelRules::default(), on_bad)?.0),
+            Source::Synthetic { count } => {
+                let bar = indicatif::ProgressBar::new_spinner().with_message(format!("drawing {count} synthetic captchas"));
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                let d = data::synthetic(captcha_synth::Config::default(), seed, 0, *count);
+                bar.finish_and_clear();
+                d
+            }
+        }
+    }
+    /// A short name for the default output folder.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Folder(dir) => dir.file_name().map_or("data".into(), |n| n.to_string_lossy().into_owned()),
+            Source::Synthetic { .. } => "synthetic".into(),
+        }
+    }
+}
+
+/// The final figures of a training run (`metrics.json`).
+#[derive(Debug, serde::Serialize)]
+pub struct Metrics {
+    pub data: String,
+    pub images: usize,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub alphabet: String,
+    pub max_label_len: usize,
+    pub image_size: [usize; 2],
+    pub parameters: usize,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub seconds_total: f64,
+    pub seconds_per_epoch: f64,
+    /// Validation figures of the best epoch, from tch.
+    pub best: train::Epoch,
+    /// The f32 model file run through core-infer on the validation split.
+    pub core_infer_f32: data::Accuracy,
+    /// The int8 model file through core-infer on the validation split.
+    pub core_infer_int8: data::Accuracy,
+    /// Fraction of validation images where f32 and int8 read the same text.
+    pub f32_int8_agreement: f64,
+    pub files: Vec<(String, u64)>,
+}
+
+/// `train`: trains, then writes the weights, the model files, the pictures and `metrics.json` into `out`.
+pub fn train(source: &Source, opts: &train::Options, out: &Path, resume: bool, on_bad: OnBad) -> anyhow::Result<Metrics> {
+    let started = Instant::now();
+    let data = source.load(opts.seed, on_bad)?;
+    eprintln!(
+        "{} images of {}x{} from {}; alphabet {:?}; labels up to {} characters; outputs in {}",
+        data.len(),
+        data.width,
+        data.height,
+        source.name(),
+        data.alphabet(),
+        data.max_label_len(),
+        out.display()
+    );
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the output folder", out.display()))?;
+    let outcome = train::train(&data, opts, out, resume)?;
+    let model = &outcome.model;
+    eprintln!("best epoch {}: saving to {}", outcome.best_epoch, out.display());
+    model.save(&out.join("model.ot"))?;
+    let weights = export::write_all(model, out)?;
+    let calibration = quantize::write(model, &weights, &outcome.train, out)?;
+    io::write_json(&out.join("calibration.json"), &calibration)?;
+
+    // The validation split through core-infer, f32 and int8: what the device will read.
+    let bytes = io::read_model(&out.join("model.crnn"))?;
+    let mut runner = Runner::new(&bytes)?;
+    let (eval, preds) = infer::evaluate(&mut runner, &outcome.val)?;
+    let bytes8 = io::read_model(&out.join("model-int8.crnn"))?;
+    let mut runner8 = Runner::new(&bytes8)?;
+    let (eval8, preds8) = infer::evaluate(&mut runner8, &outcome.val)?;
+    let agreement = preds.iter().zip(&preds8).filter(|(a, b)| a == b).count() as f64 / preds.len().max(1) as f64;
+    report::curves_png(&outcome.history, outcome.best_epoch, &out.join("curves.png"))?;
+    report::predictions_png(&outcome.val, &preds, 24, &out.join("predictions.png"))?;
+
+    let best = outcome.history.iter().find(|e| e.epoch == outcome.best_epoch).cloned().context("no best epoch")?;
+    let epochs_run = outcome.history.len();
+    let file_names =
+        ["model.ot", "model.json", "model.crnn", "model-int8.crnn", "model.onnx", "curves.png", "predictions.png"];
+    let files = file_names
+        .iter()
+        .map(|f| (f.to_string(), std::fs::metadata(out.join(f)).map_or(0, |m| m.len())))
+        .collect();
+    let metrics = Metrics {
+        data: source.name(),
+        images: data.len(),
+        train_images: outcome.train.len(),
+        val_images: outcome.val.len(),
+        alphabet: model.spec.alphabet.clone(),
+        max_label_len: usize::from(model.spec.max_label_len),
+        image_size: [data.height, data.width],
+        parameters: Crnn::parameter_count(&model.vs),
+        epochs_run,
+        best_epoch: outcome.best_epoch,
+        stopped_early: outcome.stopped_early,
+        seconds_total: started.elapsed().as_secs_f64(),
+        seconds_per_epoch: outcome.history.iter().map(|e| e.seconds).sum::<f64>() / epochs_run.max(1) as f64,
+        best,
+        core_infer_f32: eval.accuracy,
+        core_infer_int8: eval8.accuracy,
+        f32_int8_agreement: agreement,
+        files,
+    };
+    io::write_json(&out.join("metrics.json"), &metrics)?;
+    eprintln!(
+        "done in {:.0} s; validation ({} images) through core-infer: f32 {:.2}% (CER {:.4}), int8 {:.2}% (CER {:.4}), \
+         agreement {:.2}%",
+        metrics.seconds_total,
+        eval.images,
+        100.0 * eval.accuracy.sequence,
+        eval.accuracy.cer,
+        100.0 * eval8.accuracy.sequence,
+        eval8.accuracy.cer,
+        100.0 * agreement
+    );
+    eprintln!("wrote {}/{{{}, metrics.json}}", out.display(), file_names.join(", "));
+    Ok(metrics)
+}
+
+/// `eval`: accuracy, CER and the wrong readings of each model file on a folder, and how often each
+/// model reads the same text as the first (for example f32 vs int8).
+pub fn eval(models: &[PathBuf], dir: &Path, on_bad: OnBad) -> anyhow::Result<Vec<(infer::Evaluation, f64)>> {
+    let mut first: Option<Vec<String>> = None;
+    let mut out = Vec::new();
+    for model in models {
+        let bytes = io::read_model(model)?;
+        let mut runner = Runner::new(&bytes)?;
+        let data = infer::load_for(&runner, dir, on_bad)?;
+        let (eval, preds) = infer::evaluate(&mut runner, &data)?;
+        let reference = first.get_or_insert_with(|| preds.clone());
+        let agree = reference.iter().zip(&preds).filter(|(a, b)| a == b).count() as f64 / preds.len().max(1) as f64;
+        out.push((eval, agree));
+    }
+    Ok(out)
+}
+
+/// `quantize`: the int8 model file from tch weights, calibrated on images of `calibration`.
+pub fn quantize(weights: &Path, calibration: &Source, out: &Path) -> anyhow::Result<()> {
+    let model = Trained::load(weights)?;
+    let data = match calibration {
+        Source::Folder(dir) => {
+            let rules = LabelRules::default();
+            let size = (usize::from(model.spec.height), usize::from(model.spec.width));
+            data::load_dir(dir, Some(size), &rules, OnBad::Skip)?.0
+        }
+        Source::Synthetic { count } => data::synthetic(captcha_synth::Config::default(), 42, 0, *count)?,
+    };
+    let w = export::Weights::from_tch(&model)?;
+    let cal = quantize::write(&model, &w, &data, out)?;
+    eprintln!("wrote {}/model-int8.crnn (calibrated on {} images: {cal:?})", out.display(), data.len().min(256));
+    Ok(())
+}
+
+/// `predict`: the text of each image.
+pub fn predict(model: &Path, images: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let bytes = io::read_model(model)?;
+    let mut runner = Runner::new(&bytes)?;
+    let (h, w) = runner.size();
+    images
+        .iter()
+        .map(|p| {
+            let pixels = data::load_image(p, h, w)?;
+            Ok((p.clone(), runner.recognize(&pixels)?))
+        })
+        .collect()
+}
+
+/// `generate`: writes `count` synthetic captchas as `LABEL.png` into `out` (a repeated label gets `_N`),
+/// and optionally a contact sheet of the first ones to `sheet` (outside `out`, which must hold only data).
+pub fn generate(count: usize, seed: u64, out: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
+    let data = data::synthetic(captcha_synth::Config::default(), seed, 0, count)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let bar = indicatif::ProgressBar::new(count as u64);
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for i in 0..data.len() {
+        let label = data.labels[i].as_str();
+        let n = seen.entry(label).or_default();
+        *n += 1;
+        let name = if *n == 1 { format!("{label}.png") } else { format!("{label}_{n}.png") };
+        let img = image::GrayImage::from_raw(data.width as u32, data.height as u32, data.image(i).to_vec())
+            .context("image buffer size")?;
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        io::write_atomic(&out.join(name), &png)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!("wrote {count} captchas to {}", out.display());
+    if let Some(sheet) = sheet {
+        report::samples_png(&data, 24, sheet)?;
+        eprintln!("wrote a contact sheet to {}", sheet.display());
+    }
+    Ok(())
+}
+
+/// `export`: from a VarStore file (with its `model.json`) to `model.crnn` and `model.onnx` in `out`.
+pub fn export(weights: &Path, out: &Path) -> anyhow::Result<()> {
+    let model = Trained::load(weights)?;
+    export::write_all(&model, out)?;
+    eprintln!("wrote {0}/model.crnn and {0}/model.onnx", out.display());
+    Ok(())
+}
+
+/// Refuses an output folder that is a file.
+pub fn check_out_dir(out: &Path) -> anyhow::Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!("{}: exists and is not a folder", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! The training loop: the seed's recipe (Adam, batch 16, 90/10 split, early stopping on validation loss
+//! restoring the best weights), with a checkpoint after every epoch so an interrupted run resumes exactly.
+//!
+//! Reproducibility: the split, each epoch's batch order and each epoch's dropout masks derive from the seed
+//! and the epoch number alone, and the checkpoint holds the weights, Adam's moments and the best weights so
+//! far. A resumed run therefore continues as if it had never stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::Tensor;
+
+use crate::data::{accuracy, split, Accuracy, Codec, Dataset};
+use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
+
+/// Set by the Ctrl-C handler; the loop stops at the next batch and keeps the last finished epoch.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// How to train. `Default` is the seed's recipe.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Options {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Epochs without a better validation loss before stopping.
+    pub patience: usize,
+    pub seed: u64,
+    pub learning_rate: f64,
+    /// Stop after the epoch that crosses this many minutes.
+    pub max_minutes: Option<f64>,
+    /// Fraction of the data held out for validation.
+    pub val_fraction: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            epochs: 100,
+            batch_size: 16,
+            patience: 10,
+            seed: 42,
+            learning_rate: 1e-3,
+            max_minutes: None,
+            val_fraction: 0.1,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub loss: f64,
+    pub val_loss: f64,
+    pub val: Accuracy,
+    pub seconds: f64,
+}
+
+/// Everything a checkpoint holds besides tensors.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct State {
+    spec: Spec,
+    options: Options,
+    /// Images and a checksum of their labels: a resume must see the same data.
+    data_fingerprint: (usize, u64),
+    /// Epochs finished.
+    epochs_done: usize,
+    adam_steps: i64,
+    history: Vec<Epoch>,
+    best_epoch: usize,
+    best_val_loss: f64,
+}
+
+/// What [`train`] returns: the best model, the validation split and the history.
+pub struct Outcome {
+    pub model: Trained,
+    pub train: Dataset,
+    pub val: Dataset,
+    pub history: Vec<Epoch>,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+}
+
+/// Adam (Kingma & Ba) with Keras's epsilon, written out so that its moments can be checkpointed.
+struct Adam {
+    lr: f64,
+    steps: i64,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    const B1: f64 = 0.9;
+    const B2: f64 = 0.999;
+    const EPS: f64 = 1e-7;
+
+    fn new(params: &[Tensor], lr: f64) -> Self {
+        let zeros = || params.iter().map(Tensor::zeros_like).collect();
+        Adam { lr, steps: 0, m: zeros(), v: zeros() }
+    }
+
+    fn step(&mut self, params: &[Tensor]) {
+        self.steps += 1;
+        let t = self.steps as i32;
+        let (c1, c2) = (1.0 - Self::B1.powi(t), 1.0 - Self::B2.powi(t));
+        tch::no_grad(|| {
+            for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
+                let mut g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                m.copy_(&(&*m * Self::B1 + &g * (1.0 - Self::B1)));
+                v.copy_(&(&*v * Self::B2 + &g * &g * (1.0 - Self::B2)));
+                let update = (&*m / c1) / ((&*v / c2).sqrt() + Self::EPS) * self.lr;
+                let mut p = p.shallow_clone();
+                let _ = p.g_sub_(&update);
+                let _ = g.zero_();
+            }
+        });
+    }
+}
+
+/// The model's parameters in a fixed (name) order.
+fn named_params(model: &Trained) -> Vec<(String, Tensor)> {
+    let mut v: Vec<_> = model.vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn fingerprint(data: &Dataset) -> (usize, u64) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data.labels.iter().flat_map(|l| l.bytes().chain([0])) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    (data.len(), h)
+}
+
+/// A seed for epoch `epoch`'s shuffle and dropout, different for every epoch.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// The checkpoint files in `out`.
+pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
+    (out.join("checkpoint.ot"), out.join("checkpoint.json"))
+}
+
+/// Trains the seed's model on `data` (split 90/10 inside) and returns the best weights. With `resume`,
+/// continues from the checkpoint in `out`.
+pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow::Result<Outcome> {
+    if data.len() < 2 {
+        bail!("need at least 2 images to train, got {}", data.len());
+    }
+    let codec = Codec::new(&data.alphabet());
+    let spec = Spec::new(
+        crate::model::seed_arch(data.height, data.width, codec.classes(), data.max_label_len()),
+        &codec.alphabet(),
+    );
+    let arch = spec.arch();
+    if arch.pooled_height() == 0 || arch.steps() == 0 {
+        bail!("images of {}x{} are too small: the model needs at least 4x4", data.width, data.height);
+    }
+    // CTC needs a step per character and one between repeated characters.
+    if arch.steps() < 2 * data.max_label_len() {
+        bail!(
+            "labels of {} characters need at least {} time steps, but {}-pixel-wide images give {}",
+            data.max_label_len(),
+            2 * data.max_label_len(),
+            data.width,
+            arch.steps()
+        );
+    }
+    let (train_idx, val_idx) = split(data.len(), opts.val_fraction, opts.seed);
+    let (train_set, val_set) = (data.subset(&train_idx), data.subset(&val_idx));
+    let targets: Vec<Vec<i64>> = train_set
+        .labels
+        .iter()
+        .zip(&train_set.sources)
+        .map(|(l, src)| codec.encode(l).map_err(|c| anyhow::anyhow!("{src}: character {c:?} not in the alphabet")))
+        .collect::<anyhow::Result<_>>()?;
+    let val_targets: Vec<Vec<i64>> = val_set.labels.iter().map(|l| codec.encode(l).unwrap_or_default()).collect();
+
+    tch::manual_seed(opts.seed as i64);
+    let model = Trained::new(spec.clone());
+    let params = named_params(&model);
+    let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let mut adam = Adam::new(&tensors, opts.learning_rate);
+    let mut best: Vec<Tensor> = tensors.iter().map(|t| t.detach().copy()).collect();
+    let mut state = State {
+        spec: spec.clone(),
+        options: opts.clone(),
+        data_fingerprint: fingerprint(data),
+        epochs_done: 0,
+        adam_steps: 0,
+        history: Vec::new(),
+        best_epoch: 0,
+        best_val_loss: f64::INFINITY,
+    };
+    let (ckpt_tensors, ckpt_json) = checkpoint_paths(out);
+    if resume {
+        let saved: State = crate::io::read_json(&ckpt_json).context("--resume: no usable checkpoint")?;
+        if saved.spec != spec || saved.data_fingerprint != state.data_fingerprint {
+            bail!("{}: the checkpoint was made on other data or another model", ckpt_json.display());
+        }
+        if saved.options.seed != opts.seed || saved.options.batch_size != opts.batch_size {
+            bail!("{}: resume with the same --seed and --batch-size as the interrupted run", ckpt_json.display());
+        }
+        let loaded = Tensor::load_multi(&ckpt_tensors).with_context(|| format!("{}", ckpt_tensors.display()))?;
+        let find = |key: String| {
+            loaded.iter().find(|(n, _)| *n == key).map(|(_, t)| t).with_context(|| format!("checkpoint lacks {key}"))
+        };
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for (i, (name, p)) in params.iter().enumerate() {
+                p.shallow_clone().copy_(find(format!("w.{name}"))?);
+                adam.m[i].copy_(find(format!("m.{name}"))?);
+                adam.v[i].copy_(find(format!("v.{name}"))?);
+                best[i].copy_(find(format!("best.{name}"))?);
+            }
+            Ok(())
+        })?;
+        adam.steps = saved.adam_steps;
+        eprintln!("resuming after epoch {} of {}", saved.epochs_done, ckpt_json.display());
+        state = State { options: opts.clone(), ..saved };
+    }
+
+    let started = Instant::now();
+    let n_batches = train_set.len().div_ceil(opts.batch_size);
+    let mut stopped_early = false;
+    for epoch in state.epochs_done + 1..=opts.epochs {
+        if state.epochs_done >= state.best_epoch + opts.patience && state.best_epoch > 0 {
+            stopped_early = true;
+            break;
+        }
+        if opts.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > 60.0 * m) {
+            eprintln!("time limit of {} minutes reached", opts.max_minutes.unwrap_or_default());
+            break;
+        }
+        let t0 = Instant::now();
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        crate::data::shuffle(&mut order, epoch_seed(opts.seed, epoch));
+        tch::manual_seed(epoch_seed(opts.seed, epoch) as i64);
+
+        let bar = ProgressBar::new(n_batches as u64).with_style(
+            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} batches, loss {msg} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(epoch.to_string());
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        for batch in order.chunks(opts.batch_size) {
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                bar.abandon();
+                bail!(
+                    "interrupted during epoch {epoch}; the checkpoint after epoch {} is in {} (continue with --resume)",
+                    state.epochs_done,
+                    out.display()
+                );
+            }
+            let (x, y, lens) = batch_tensors(&train_set, &targets, batch, model.vs.device());
+            let logits = model.net.forward_t(&x, true);
+            let loss = Crnn::ctc_loss(&logits, &y, &lens);
+            loss.backward();
+            adam.step(&tensors);
+            let l = loss.double_value(&[]);
+            loss_sum += l * batch.len() as f64;
+            seen += batch.len();
+            bar.set_message(format!("{:.4}", loss_sum / seen as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+
+        let (val_loss, preds) = evaluate(&model, &val_set, &val_targets, &codec);
+        let val = accuracy(val_set.labels.iter().map(String::as_str).zip(preds.iter().map(String::as_str)));
+        let stats = Epoch { epoch, loss: loss_sum / seen.max(1) as f64, val_loss, val, seconds: t0.elapsed().as_secs_f64() };
+        let improved = val_loss < state.best_val_loss;
+        eprintln!(
+            "epoch {epoch:>3}: loss {:.4}  val_loss {:.4}  val_acc {:>6.2}%  val_cer {:.4}  {:.1}s{}",
+            stats.loss,
+            stats.val_loss,
+            100.0 * val.sequence,
+            val.cer,
+            stats.seconds,
+            if improved { "  *best" } else { "" }
+        );
+        if improved {
+            state.best_val_loss = val_loss;
+            state.best_epoch = epoch;
+            tch::no_grad(|| best.iter_mut().zip(&tensors).for_each(|(b, t)| b.copy_(t)));
+        }
+        state.history.push(stats);
+        state.epochs_done = epoch;
+        state.adam_steps = adam.steps;
+        save_checkpoint(&params, &adam, &best, &state, out)?;
+    }
+    if state.best_epoch == 0 {
+        bail!("no epoch finished: nothing to keep");
+    }
+    tch::no_grad(|| tensors.iter().zip(&best).for_each(|(t, b)| t.shallow_clone().copy_(b)));
+    Ok(Outcome {
+        model,
+        train: train_set,
+        val: val_set,
+        history: state.history,
+        best_epoch: state.best_epoch,
+        stopped_early,
+    })
+}
+
+/// Writes the weights, Adam's moments, the best weights and the state, each file atomically; the JSON
+/// last, so a checkpoint.json always describes a complete checkpoint.ot.
+fn save_checkpoint(params: &[(String, Tensor)], adam: &Adam, best: &[Tensor], state: &State, out: &Path) -> anyhow::Result<()> {
+    let mut named: Vec<(String, &Tensor)> = Vec::new();
+    for (i, (name, t)) in params.iter().enumerate() {
+        named.push((format!("w.{name}"), t));
+        named.push((format!("m.{name}"), &adam.m[i]));
+        named.push((format!("v.{name}"), &adam.v[i]));
+        named.push((format!("best.{name}"), &best[i]));
+    }
+    let (tensors, json) = checkpoint_paths(out);
+    crate::io::write_atomic_with(&tensors, |tmp| Ok(Tensor::save_multi(&named, tmp)?))?;
+    crate::io::write_json(&json, state)
+}
+
+/// Images, concatenated targets and target lengths of one batch.
+fn batch_tensors(data: &Dataset, targets: &[Vec<i64>], batch: &[usize], device: tch::Device) -> (Tensor, Tensor, Vec<i64>) {
+    let mut pixels = Vec::with_capacity(batch.len() * data.height * data.width);
+    let mut flat = Vec::new();
+    let mut lens = Vec::with_capacity(batch.len());
+    for &i in batch {
+        pixels.extend_from_slice(data.image(i));
+        flat.extend_from_slice(&targets[i]);
+        lens.push(targets[i].len() as i64);
+    }
+    let x = images_tensor(&pixels, batch.len(), data.height, data.width).to_device(device);
+    (x, Tensor::from_slice(&flat).to_device(device), lens)
+}
+
+/// Mean CTC loss and greedy predictions of `model` on `data`, in inference mode.
+pub fn evaluate(model: &Trained, data: &Dataset, targets: &[Vec<i64>], codec: &Codec) -> (f64, Vec<String>) {
+    let logits = model.logits(&data.pixels, data.len());
+    let flat: Vec<i64> = targets.iter().flatten().copied().collect();
+    let lens: Vec<i64> = targets.iter().map(|t| t.len() as i64).collect();
+    let loss = tch::no_grad(|| Crnn::ctc_loss(&logits, &Tensor::from_slice(&flat), &lens).double_value(&[]));
+    let preds = best_paths(&logits).iter().map(|p| codec.decode_path(p)).collect();
+    (loss, preds)
+}
+
+/// Sanity: a freshly built seed model has the parameter count the README states.
+pub fn seed_parameter_count(classes: usize) -> usize {
+    let spec = Spec::new(crate::model::seed_arch(50, 200, classes, 5), &"x".repeat(classes - 1));
+    Crnn::parameter_count(&Trained::new(spec).vs)
+}

@@ -1,0 +1,99 @@
+//! Training end to end on a few hundred synthetic captchas: the loss falls, the saved model reloads to the
+//! same outputs, and a run killed mid-epoch resumes to exactly the result of an uninterrupted run.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use host_trainer::commands::{self, Source};
+use host_trainer::data::OnBad;
+use host_trainer::model::Trained;
+use host_trainer::train::Options;
+
+const IMAGES: usize = 300;
+
+fn options(epochs: usize) -> Options {
+    Options { epochs, seed: 7, ..Default::default() }
+}
+
+/// The per-epoch losses recorded in a run's checkpoint.
+fn losses(out: &Path) -> Vec<(f64, f64)> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap()).unwrap();
+    json["history"].as_array().unwrap().iter().map(|e| (e["loss"].as_f64().unwrap(), e["val_loss"].as_f64().unwrap())).collect()
+}
+
+#[test]
+fn trains_saves_reloads_and_resumes_after_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    let source = Source::Synthetic { count: IMAGES };
+    let metrics = commands::train(&source, &options(3), &straight, false, OnBad::Fail).unwrap();
+    let history = losses(&straight);
+    assert_eq!(history.len(), 3);
+    assert!(history[2].0 < history[0].0, "training loss did not fall: {history:?}");
+    for file in ["model.ot", "model.json", "model.crnn", "model.onnx", "curves.png", "predictions.png", "metrics.json"] {
+        assert!(straight.join(file).is_file(), "{file} missing");
+    }
+    assert_eq!(metrics.parameters, 434_132, "the seed's architecture with 20 classes");
+
+    // The saved weights reload to the very same outputs.
+    let data = Source::Synthetic { count: 8 }.load(99, OnBad::Fail).unwrap();
+    let reloaded = Trained::load(&straight.join("model.ot")).unwrap();
+    let again = Trained::load(&straight.join("model.ot")).unwrap();
+    let a = reloaded.logits(&data.pixels, data.len());
+    assert!(a.equal(&again.logits(&data.pixels, data.len())));
+    // ...and the exported core-infer file reads what they read.
+    let codec = host_trainer::data::Codec::new(&reloaded.spec.alphabet);
+    let bytes = std::fs::read(straight.join("model.crnn")).unwrap();
+    let mut runner = host_trainer::infer::Runner::new(&bytes).unwrap();
+    for (i, path) in host_trainer::model::best_paths(&a).iter().enumerate() {
+        assert_eq!(runner.recognize(data.image(i)).unwrap(), codec.decode_path(path));
+    }
+
+    // The same run as a process, killed with SIGKILL during its second epoch, then resumed.
+    let killed = tmp.path().join("killed");
+    let args = |resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_host-trainer"));
+        c.args(["train", "--synthetic", &IMAGES.to_string(), "--epochs", "3", "--seed", "7", "--out"]).arg(&killed);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut child = args(false).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while !killed.join("checkpoint.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(700)); // into epoch 2
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before_kill = losses(&killed).len();
+    assert!(done_before_kill < 3, "the run finished before it could be killed");
+    let status = args(true).status().unwrap();
+    assert!(status.success());
+    assert_eq!(losses(&killed), history, "resumed run differs from the uninterrupted one");
+}
+
+#[test]
+fn bad_folder_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("abc.png"), b"\x89PNG broken").unwrap();
+    let err = commands::train(&Source::Folder(tmp.path().into()), &options(1), &tmp.path().join("out"), false, OnBad::Fail)
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("abc.png"), "{err:#}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_host-trainer"))
+        .args(["eval", "--model"])
+        .arg(tmp.path().join("missing.crnn"))
+        .arg("--data")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.crnn") && !stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,39 @@
+//! Shared helpers of the equivalence tests: the shipped model, the test images and the shared real data.
+//!
+//! The real captchas live outside the project (`../shared/data/captcha_images_v2`, or `$CAPTCHA_DATA`);
+//! tests that use them say loudly when they are absent and test the synthetic images alone.
+
+use std::path::{Path, PathBuf};
+
+use host_trainer::data::{self, Dataset, LabelRules, OnBad};
+use host_trainer::model::Trained;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+/// The model the project ships (trained on synthetic captchas; see models/README.md).
+pub fn shipped_model() -> Trained {
+    let path = workspace().join("models/synthetic/model.ot");
+    Trained::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Synthetic test captchas of the default look, from a seed training never used.
+pub fn synthetic_images(count: usize) -> Dataset {
+    data::synthetic(captcha_synth::Config::default(), 9001, 0, count).expect("synthetic captchas")
+}
+
+/// The shared real captchas at `height × width`, or `None` (said on stderr) when they are not there.
+pub fn real_images(height: usize, width: usize) -> Option<Dataset> {
+    let dir = std::env::var_os("CAPTCHA_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/data/captcha_images_v2"));
+    if !dir.is_dir() {
+        eprintln!("SKIPPED (real data): {} is absent; only synthetic images are tested", dir.display());
+        return None;
+    }
+    let (data, _) = data::load_dir(&dir, Some((height, width)), &LabelRules::default(), OnBad::Fail)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Some(data)
+}

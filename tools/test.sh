@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up (idempotently) and runs every test: the host workspace (unit, integration and equivalence
+# tests), clippy's no-panic rules on core-infer, core-infer built for a Cortex-M4F, and the firmware in QEMU.
+# `.ci/run` calls this script.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+step "set-up"
+bash tools/setup.sh all
+
+step "host tests (release build: libtorch and tract compile once)"
+cargo test --release --workspace
+
+step "core-infer: clippy denies unwrap/expect/panic/indexing in non-test code"
+cargo clippy --release -p core-infer --features std -- -D warnings
+
+step "core-infer builds for thumbv7em-none-eabihf (no_std, no alloc)"
+bash tools/cargo-thumb.sh build --release -p core-infer --features defmt
+
+if [ -d firmware-example ] && [ -f firmware-example/Cargo.toml ]; then
+    step "firmware in QEMU (build, run, diff against the expected output)"
+    bash tools/firmware.sh test
+fi
+step "all tests passed"

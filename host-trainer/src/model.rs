@@ -119,7 +119,8 @@ fn sequence_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     x * mask
 }
 
-/// Re-initializes the parameters as Keras does for the seed's layers: Glorot-uniform kernels, orthogonal
+/// Re-initializes the parameters as Keras does for the seed's layers: He-normal convolutions, Glorot-uniform
+/// dense kernels, orthogonal
 /// recurrent kernels, zero biases, and a forget-gate bias of 1 (`unit_forget_bias`). tch's defaults (Kaiming
 /// uniform, also for the LSTMs) saturate the gates and make the CTC blank plateau several times longer.
 fn keras_init(root: &nn::Path, lstms: &[(&str, i64)]) {
@@ -133,7 +134,13 @@ fn keras_init(root: &nn::Path, lstms: &[(&str, i64)]) {
             if let Some(w) = p.get("weight") {
                 let size = w.size();
                 let field: i64 = size[2..].iter().product();
-                glorot(&w, size[1] * field, size[0] * field);
+                if layer.starts_with("conv") {
+                    // the seed's convolutions ask for he_normal
+                    let std = (2.0 / (size[1] * field) as f64).sqrt();
+                    let _ = w.shallow_clone().normal_(0.0, std);
+                } else {
+                    glorot(&w, size[1] * field, size[0] * field);
+                }
             }
             if let Some(b) = p.get("bias") {
                 let _ = b.shallow_clone().zero_();

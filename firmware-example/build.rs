@@ -1,0 +1,36 @@
+//! Puts memory.x on the linker path, picks the embedded model (`CRNN_MODEL`, default the shipped int8
+//! model) and draws the embedded test images with the shared captcha generator.
+use std::path::PathBuf;
+
+/// Embedded test images: captchas #0..4 of generator seed 9001 (the host's golden test set).
+const TEST_SEED: u64 = 9001;
+const TEST_IMAGES: u64 = 4;
+
+fn main() {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    std::fs::copy(manifest.join("memory.x"), out.join("memory.x")).expect("memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+
+    println!("cargo:rerun-if-env-changed=CRNN_MODEL");
+    let model = std::env::var("CRNN_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest.join("../models/synthetic/model-int8.crnn"));
+    println!("cargo:rerun-if-changed={}", model.display());
+    std::fs::copy(&model, out.join("model.crnn")).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+
+    let synth = captcha_synth::Synth::new(captcha_synth::Config::default(), TEST_SEED).expect("generator");
+    let (w, h) = (usize::from(synth.config().width), usize::from(synth.config().height));
+    let mut pixels = vec![0u8; w * h];
+    let mut images = Vec::new();
+    let mut labels = String::new();
+    for i in 0..TEST_IMAGES {
+        let label = synth.draw(i, &mut pixels).expect("draw");
+        images.extend_from_slice(&pixels);
+        labels.push_str(label.as_str());
+        labels.push('\n');
+    }
+    std::fs::write(out.join("images.bin"), images).expect("images.bin");
+    std::fs::write(out.join("labels.txt"), labels).expect("labels.txt");
+}

@@ -1,0 +1,127 @@
+//! The int8 captcha CRNN on a Cortex-M4F, under QEMU (`mps2-an386`) or on a board.
+//!
+//! What it does, logging with defmt (semihosting transport, decoded on the host by defmt-print):
+//! 1. parses the embedded int8 model and checks that its scratch fits the static buffer;
+//! 2. reads the embedded test images and compares with their labels;
+//! 3. draws captchas itself with the shared `no_std` generator, reads them and reports the accuracy;
+//! 4. measures instructions per inference (SysTick; exact under `qemu -icount shift=0`) and the stack
+//!    high-water mark (stack painting), and writes a picture of what it saw (`device-view.pgm`).
+//!
+//! Lines starting with `time:` vary with the build; every other line must equal `expected.txt`, which the
+//! host computes with core-infer for the same images (see `tests/tests/firmware_expected.rs`).
+#![no_std]
+#![no_main]
+
+mod picture;
+mod stack;
+mod timing;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use defmt_semihosting as _;
+
+static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.crnn"));
+static IMAGES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/images.bin"));
+static LABELS: &str = include_str!(concat!(env!("OUT_DIR"), "/labels.txt"));
+
+/// Working memory of the network: the model reports what it needs; a larger model is refused.
+const SCRATCH_BYTES: usize = 24 * 1024;
+/// Captchas drawn on the device: generator seed and count.
+const DRAW_SEED: u64 = 7;
+const DRAW_COUNT: u64 = 8;
+
+#[entry]
+fn main() -> ! {
+    stack::paint();
+    let ok = run();
+    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// FNV-1a of the raw int8 scores: one number that pins every score bit for bit.
+fn fingerprint(scores: &[i8]) -> u32 {
+    scores.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193))
+}
+
+fn run() -> bool {
+    let scratch = cortex_m::singleton!(: [u8; SCRATCH_BYTES] = [0; SCRATCH_BYTES]);
+    let Some(scratch) = scratch else { return false };
+    let model = match core_infer::Model::parse(MODEL) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("model: {}", e);
+            return false;
+        }
+    };
+    let need = model.scratch_bytes();
+    if need > SCRATCH_BYTES {
+        defmt::error!("model needs {=usize} bytes of scratch, this build has {=usize}", need, SCRATCH_BYTES);
+        return false;
+    }
+    let arch = *model.arch();
+    let (h, w) = (usize::from(arch.height), usize::from(arch.width));
+    defmt::info!("model: {=usize} bytes, {}x{} input, {=usize} classes, scratch {=usize} bytes", MODEL.len(), w, h, usize::from(arch.classes), need);
+
+    let mut timer = timing::Timer::start();
+    let mut right = 0;
+    let mut total = 0;
+    // (a) embedded test images
+    for (i, (img, label)) in IMAGES.chunks_exact(h * w).zip(LABELS.lines()).enumerate() {
+        let t0 = timer.now();
+        let Ok(scores) = model.run(img, scratch) else {
+            defmt::error!("image {=usize}: inference failed", i);
+            return false;
+        };
+        let dt = timer.now() - t0;
+        let text = model.decode(&scores);
+        let fp = fingerprint(scores.raw_i8().unwrap_or(&[]));
+        defmt::info!("test {=usize}: label {=str} read {=str} scores {=u32:08x}", i, label, text.as_str(), fp);
+        defmt::info!("time: {=u64} instructions", dt);
+        if i == 0 {
+            picture::write(img, w, h, text.as_str());
+        }
+    }
+    // (b) captchas drawn here, by the same generator the trainer uses
+    let Ok(synth) = captcha_synth::Synth::new(captcha_synth::Config::default(), DRAW_SEED) else { return false };
+    let mut pixels = [0u8; 200 * 50];
+    for i in 0..DRAW_COUNT {
+        let Some(img) = pixels.get_mut(..h * w) else {
+            defmt::error!("the drawing buffer is smaller than the model's input");
+            return false;
+        };
+        let Ok(label) = synth.draw(i, img) else { return false };
+        let Ok(scores) = model.run(img, scratch) else { return false };
+        let text = model.decode(&scores);
+        let fp = fingerprint(scores.raw_i8().unwrap_or(&[]));
+        total += 1;
+        right += usize::from(text == label.as_str());
+        defmt::info!("drawn {=u64}: label {=str} read {=str} scores {=u32:08x}", i, label.as_str(), text.as_str(), fp);
+    }
+    defmt::info!("drawn accuracy: {=usize}/{=usize}", right, total);
+    let stack = stack::high_water();
+    defmt::info!("time: stack high-water {=usize} bytes", stack);
+    timer.stop();
+    true
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc {=u32:08x} (stack overflow or bad access)", frame.pc());
+    debug::exit(EXIT_FAILURE);
+    loop {}
+}
+
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    debug::exit(EXIT_FAILURE);
+    loop {}
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    debug::exit(EXIT_FAILURE);
+    loop {}
+}

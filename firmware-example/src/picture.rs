@@ -1,0 +1,81 @@
+//! A picture of what the device saw: the captcha and the predicted text, drawn with embedded-graphics into
+//! a small framebuffer and written to the host as `device-view.pgm` through semihosting.
+
+use embedded_graphics::{
+    mono_font::{ascii::FONT_6X10, MonoTextStyle},
+    pixelcolor::{Gray8, GrayColor},
+    prelude::*,
+    text::Text,
+};
+
+const W: usize = 200;
+const H: usize = 64;
+
+struct Frame([u8; W * H]);
+
+impl OriginDimensions for Frame {
+    fn size(&self) -> Size {
+        Size::new(W as u32, H as u32)
+    }
+}
+
+impl DrawTarget for Frame {
+    type Color = Gray8;
+    type Error = core::convert::Infallible;
+    fn draw_iter<I: IntoIterator<Item = Pixel<Gray8>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+        for Pixel(p, c) in pixels {
+            if let (Ok(x), Ok(y)) = (usize::try_from(p.x), usize::try_from(p.y)) {
+                if let Some(v) = self.0.get_mut(y * W + x).filter(|_| x < W) {
+                    *v = c.luma();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Draws `image` (`w × h`, at most 200 × 50) with `text` under it and writes `device-view.pgm`.
+pub fn write(image: &[u8], w: usize, h: usize, text: &str) {
+    let frame = cortex_m::singleton!(: Frame = Frame([255; W * H]));
+    let Some(frame) = frame else { return };
+    for (y, row) in image.chunks_exact(w).take(h.min(50)).enumerate() {
+        for (x, &v) in row.iter().take(W).enumerate() {
+            frame.0[y * W + x] = v;
+        }
+    }
+    let style = MonoTextStyle::new(&FONT_6X10, Gray8::BLACK);
+    let mut caption: heapless::String<64> = heapless::String::new();
+    let _ = caption.push_str("read: ");
+    let _ = caption.push_str(text);
+    let _ = Text::new(&caption, Point::new(4, 60), style).draw(frame);
+
+    let mut header: heapless::String<32> = heapless::String::new();
+    let _ = core::fmt::write(&mut header, format_args!("P5\n{W} {H}\n255\n"));
+    if let Ok(file) = open(b"device-view.pgm\0") {
+        let ok = write_all(file, header.as_bytes()) && write_all(file, &frame.0);
+        close(file);
+        if ok {
+            defmt::info!("wrote device-view.pgm ({=usize}x{=usize}): the first test image and what was read", W, H);
+        }
+    }
+}
+
+fn open(name: &[u8]) -> Result<usize, ()> {
+    // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length (without the NUL).
+    let fd = unsafe {
+        cortex_m_semihosting::syscall!(OPEN, name.as_ptr(), cortex_m_semihosting::nr::open::W_TRUNC_BINARY, name.len() - 1)
+    };
+    if fd as isize == -1 { Err(()) } else { Ok(fd) }
+}
+
+fn write_all(fd: usize, bytes: &[u8]) -> bool {
+    // SAFETY: SYS_WRITE reads `len` bytes from `ptr`; it returns the number NOT written.
+    unsafe { cortex_m_semihosting::syscall!(WRITE, fd, bytes.as_ptr(), bytes.len()) == 0 }
+}
+
+fn close(fd: usize) {
+    // SAFETY: closes a handle SYS_OPEN returned.
+    unsafe {
+        cortex_m_semihosting::syscall!(CLOSE, fd);
+    }
+}

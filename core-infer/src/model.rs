@@ -6,6 +6,8 @@ use crate::format::{ModelFile, Precision};
 use crate::net::{forward, Kernels, Layout, Net};
 use crate::{ctc, Arch, Error, Text};
 
+// No heap to box the larger variant into; a program holds one Model, so the size is paid once.
+#[allow(clippy::large_enum_variant)]
 enum Weights<'a> {
     F32(Net<'a, F32>),
     /// With dense2's output scale and zero point, to dequantize scores.

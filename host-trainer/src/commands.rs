@@ -67,6 +67,8 @@ pub struct Metrics {
     /// Fraction of validation images where f32 and int8 read the same text.
     pub f32_int8_agreement: f64,
     pub files: Vec<(String, u64)>,
+    /// Every epoch's figures, as plotted in curves.png.
+    pub history: Vec<train::Epoch>,
 }
 
 /// `train`: trains, then writes the weights, the model files, the pictures and `metrics.json` into `out`.
@@ -130,6 +132,7 @@ pub fn train(source: &Source, opts: &train::Options, out: &Path, resume: bool, o
         core_infer_int8: eval8.accuracy,
         f32_int8_agreement: agreement,
         files,
+        history: outcome.history.clone(),
     };
     io::write_json(&out.join("metrics.json"), &metrics)?;
     eprintln!(

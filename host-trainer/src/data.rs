@@ -318,6 +318,18 @@ pub fn split(len: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize
 }
 
 /// Fisher-Yates with SplitMix64: reproducible everywhere, no extra dependency.
+/// `img` (`height × width`) moved `dx` columns right and `dy` rows down, the uncovered border filled
+/// with the nearest edge pixel (so no artificial frame appears).
+pub fn shift(img: &[u8], height: usize, width: usize, dx: isize, dy: isize) -> Vec<u8> {
+    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+    let mut out = Vec::with_capacity(height * width);
+    for y in 0..height {
+        let row = clamp(y as isize - dy, height) * width;
+        out.extend((0..width).map(|x| img[row + clamp(x as isize - dx, width)]));
+    }
+    out
+}
+
 pub fn shuffle<T>(v: &mut [T], seed: u64) {
     let mut state = seed;
     let mut next = || {
@@ -335,6 +347,16 @@ pub fn shuffle<T>(v: &mut [T], seed: u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shift_moves_pixels_and_replicates_edges() {
+        // 2 × 3 image: rows [1 2 3] and [4 5 6].
+        let img = [1, 2, 3, 4, 5, 6];
+        assert_eq!(super::shift(&img, 2, 3, 0, 0), img);
+        assert_eq!(super::shift(&img, 2, 3, 1, 0), [1, 1, 2, 4, 4, 5]);
+        assert_eq!(super::shift(&img, 2, 3, -1, 1), [2, 3, 3, 2, 3, 3]);
+        assert_eq!(super::shift(&img, 2, 3, 5, -5), [4, 4, 4, 4, 4, 4]);
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use host_trainer::commands::{self, Source};
 use host_trainer::data::OnBad;
@@ -111,6 +112,14 @@ struct TrainArgs {
     /// Output folder (default: runs/<data folder name> or runs/synthetic).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Train without the batch norms that shorten the CTC blank plateau (the seed's recipe to the letter;
+    /// either way the saved model is the seed's network, the batch norms being folded into it).
+    #[arg(long)]
+    no_batch_norm: bool,
+    /// Shift each training image by a random offset (up to ±4% of the width, ±8% of the height) every
+    /// epoch: for captchas whose text moves around more than in the training set.
+    #[arg(long)]
+    augment: bool,
     /// Continue an interrupted run from the checkpoint in --out (same data, seed and batch size).
     #[arg(long)]
     resume: bool,
@@ -135,22 +144,19 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Option<Command>) -> anyhow::Result<()> {
-    let command = command.unwrap_or_else(|| {
-        eprintln!("no command given: training on {DEFAULT_SYNTHETIC} synthetic captchas for at most {DEFAULT_MINUTES} minutes (see --help)");
-        Command::Train(TrainArgs {
-            data: None,
-            synthetic: Some(DEFAULT_SYNTHETIC),
-            epochs: 100,
-            batch_size: 16,
-            patience: 10,
-            seed: 42,
-            lr: 1e-3,
-            max_minutes: Some(DEFAULT_MINUTES),
-            out: None,
-            resume: false,
-            skip_bad: false,
-        })
-    });
+    let command = match command {
+        Some(command) => command,
+        None => {
+            eprintln!(
+                "no command given: training on {DEFAULT_SYNTHETIC} synthetic captchas for at most {DEFAULT_MINUTES} \
+                 minutes (see --help)"
+            );
+            // The same defaults as `train --help` shows, by parsing the equivalent command line.
+            let (count, minutes) = (DEFAULT_SYNTHETIC.to_string(), DEFAULT_MINUTES.to_string());
+            let args = ["host-trainer", "train", "--synthetic", &count, "--max-minutes", &minutes];
+            Cli::try_parse_from(args)?.command.context("no train command")?
+        }
+    };
     match command {
         Command::Train(a) => {
             let source = match a.data {
@@ -170,6 +176,8 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 seed: a.seed,
                 learning_rate: a.lr,
                 max_minutes: a.max_minutes,
+                batch_norm: !a.no_batch_norm,
+                augment: a.augment,
                 ..Default::default()
             };
             commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;

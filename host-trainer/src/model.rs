@@ -3,6 +3,12 @@
 //! Shapes for the seed's 200×50 images: input `[N, 1, 50, 200]` (u8 / 255), conv/pool to `[N, 64, 12, 50]`,
 //! then width becomes time: `[N, 50, 12·64]` with feature index `h · 64 + c` (the seed reshapes the same
 //! way), dense to `[N, 50, 64]`, two BiLSTMs, and a dense layer to `[N, 50, classes]` logits.
+//!
+//! Training may add batch normalization after conv1, conv2 and dense1 (before their ReLU). It is the
+//! one change to the seed's recipe that matters for time to accuracy: on the shared real captchas the
+//! seed's recipe sits on the CTC blank plateau for 20-40 epochs, with batch norm for 5-8. Batch norm
+//! in inference mode is an affine map per channel, so [`Trained::fold_batch_norm`] folds it into the
+//! preceding layer's weights and bias: the saved and exported model is exactly the seed's network.
 
 use core_infer::Arch;
 use tch::nn::{self, Module, RNN};
@@ -31,6 +37,8 @@ pub struct Crnn {
     conv1: nn::Conv2D,
     conv2: nn::Conv2D,
     dense1: nn::Linear,
+    /// Training-time batch norms after conv1, conv2 and dense1 (`bn1`, `bn2`, `bn3`), if any.
+    norms: Option<[nn::BatchNorm; 3]>,
     lstm1: nn::LSTM,
     lstm2: nn::LSTM,
     dense2: nn::Linear,
@@ -40,8 +48,12 @@ pub struct Crnn {
 const DENSE_DROPOUT: f64 = 0.2;
 const LSTM_DROPOUT: f64 = 0.25;
 
+/// The batch norms' names, each with the layer it follows and folds into.
+const NORMS: [(&str, &str); 3] = [("bn1", "conv1"), ("bn2", "conv2"), ("bn3", "dense1")];
+
 impl Crnn {
-    pub fn new(root: &nn::Path, arch: Arch) -> Self {
+    /// The seed's network; with `batch_norm`, the training variant described in the module docs.
+    pub fn new(root: &nn::Path, arch: Arch, batch_norm: bool) -> Self {
         let a = arch;
         let conv = nn::ConvConfig { padding: 1, ..Default::default() };
         let bilstm = nn::RNNConfig { bidirectional: true, batch_first: true, ..Default::default() };
@@ -52,6 +64,15 @@ impl Crnn {
             conv1: nn::conv2d(root / "conv1", 1, c1, 3, conv),
             conv2: nn::conv2d(root / "conv2", c1, c2, 3, conv),
             dense1: nn::linear(root / "dense1", features, d1, Default::default()),
+            norms: batch_norm.then(|| {
+                // γ = 1 as in PyTorch and Keras (tch's default draws it from U(0, 1), which trains slower).
+                let bn = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
+                [
+                    nn::batch_norm2d(root / NORMS[0].0, c1, bn),
+                    nn::batch_norm2d(root / NORMS[1].0, c2, bn),
+                    nn::batch_norm1d(root / NORMS[2].0, d1, bn),
+                ]
+            }),
             lstm1: nn::lstm(root / "lstm1", d1, l1, bilstm),
             lstm2: nn::lstm(root / "lstm2", 2 * l1, l2, bilstm),
             dense2: nn::linear(root / "dense2", 2 * l2, k, Default::default()),
@@ -60,13 +81,29 @@ impl Crnn {
         model
     }
 
+    /// Applies batch norm `i` (if training with them) to `x`, whose channels are on axis 1.
+    fn norm(&self, i: usize, x: Tensor, train: bool) -> Tensor {
+        match &self.norms {
+            Some(norms) => x.apply_t(&norms[i], train),
+            None => x,
+        }
+    }
+
+    /// conv1 → ReLU, conv2 → ReLU (before their max-pools) and dense1 → ReLU `[N, T, dense1]`.
+    fn front(&self, images: &Tensor, train: bool) -> [Tensor; 3] {
+        let c1 = self.norm(0, images.apply(&self.conv1), train).relu();
+        let c2 = self.norm(1, c1.max_pool2d_default(2).apply(&self.conv2), train).relu();
+        let x = c2.max_pool2d_default(2);
+        let (n, t) = (x.size()[0], x.size()[3]);
+        let x = self.dense1.forward(&x.permute([0, 3, 2, 1]).reshape([n, t, -1]));
+        let d1 = self.norm(2, x.transpose(1, 2), train).transpose(1, 2).relu();
+        [c1, c2, d1]
+    }
+
     /// Logits `[N, T, classes]` of images `[N, 1, H, W]` holding values in [0, 1].
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        let x = images.apply(&self.conv1).relu().max_pool2d_default(2);
-        let x = x.apply(&self.conv2).relu().max_pool2d_default(2);
-        let (n, t) = (x.size()[0], x.size()[3]);
-        let x = x.permute([0, 3, 2, 1]).reshape([n, t, -1]);
-        let x = self.dense1.forward(&x).relu().dropout(DENSE_DROPOUT, train);
+        let [_, _, d1] = self.front(images, train);
+        let x = d1.dropout(DENSE_DROPOUT, train);
         let (x, _) = self.lstm1.seq(&sequence_dropout(&x, LSTM_DROPOUT, train));
         let (x, _) = self.lstm2.seq(&sequence_dropout(&x, LSTM_DROPOUT, train));
         self.dense2.forward(&x)
@@ -75,11 +112,7 @@ impl Crnn {
     /// The activations quantization calibrates, in inference mode: conv1 and conv2 after ReLU, dense1
     /// after ReLU, and the logits.
     pub fn taps(&self, images: &Tensor) -> [Tensor; 4] {
-        let c1 = images.apply(&self.conv1).relu();
-        let c2 = c1.max_pool2d_default(2).apply(&self.conv2).relu();
-        let x = c2.max_pool2d_default(2);
-        let (n, t) = (x.size()[0], x.size()[3]);
-        let d1 = self.dense1.forward(&x.permute([0, 3, 2, 1]).reshape([n, t, -1])).relu();
+        let [c1, c2, d1] = self.front(images, false);
         let logits = self.forward_t(images, false);
         [c1, c2, d1, logits]
     }
@@ -218,11 +251,50 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// A freshly initialized model (tch's global seed decides the initial weights).
+    /// A freshly initialized seed model (tch's global seed decides the initial weights).
     pub fn new(spec: Spec) -> Self {
+        Self::for_training(spec, false)
+    }
+
+    /// A freshly initialized model, with the training-time batch norms if `batch_norm`.
+    pub fn for_training(spec: Spec, batch_norm: bool) -> Self {
         let vs = nn::VarStore::new(tch::Device::cuda_if_available());
-        let net = Crnn::new(&vs.root(), spec.arch());
+        let net = Crnn::new(&vs.root(), spec.arch(), batch_norm);
         Trained { spec, vs, net }
+    }
+
+    /// The seed's network computing what this one computes in inference mode: each batch norm, an
+    /// affine map `γ (x − μ) / √(σ² + ε) + β` per channel, folded into the weights and bias before it.
+    /// A model without batch norms is copied as it is.
+    pub fn fold_batch_norm(&self) -> Trained {
+        let folded = Trained::new(self.spec.clone());
+        let src = self.vs.variables();
+        let eps = nn::BatchNormConfig::default().eps;
+        tch::no_grad(|| {
+            for (name, dst) in folded.vs.variables() {
+                if let Some(t) = src.get(&name) {
+                    dst.shallow_clone().copy_(t);
+                }
+            }
+            let dst = folded.vs.variables();
+            for (bn, layer) in NORMS {
+                let get = |n: &str| src.get(&format!("{bn}.{n}"));
+                let (Some(gamma), Some(beta), Some(mean), Some(var)) =
+                    (get("weight"), get("bias"), get("running_mean"), get("running_var"))
+                else {
+                    continue;
+                };
+                let scale = gamma / (var + eps).sqrt();
+                let (w, b) = (&dst[&format!("{layer}.weight")], &dst[&format!("{layer}.bias")]);
+                let mut shape = vec![1i64; w.dim()];
+                shape[0] = -1;
+                let new_w = w * scale.reshape(shape.as_slice());
+                let new_b = (b - mean) * &scale + beta;
+                w.shallow_clone().copy_(&new_w);
+                b.shallow_clone().copy_(&new_b);
+            }
+        });
+        folded
     }
 
     /// Loads `weights` (a VarStore file) and the `model.json` spec beside it.
@@ -253,5 +325,37 @@ impl Trained {
             debug_assert_eq!(all.size()[0], n as i64);
             all
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_batch_norm_keeps_the_outputs_and_gives_the_seed_network() {
+        tch::manual_seed(3);
+        let spec = Spec::new(seed_arch(20, 32, 5, 3), "abcd");
+        let model = Trained::for_training(spec, true);
+        let images = Tensor::rand([4, 1, 20, 32], (Kind::Float, tch::Device::Cpu));
+        // Non-trivial statistics and affine parameters: a few training-mode passes move the running
+        // mean and variance; γ and β are drawn at random.
+        tch::no_grad(|| {
+            for _ in 0..3 {
+                let _ = model.net.forward_t(&(&images * 3.0), true);
+            }
+            for (name, t) in model.vs.variables() {
+                if name.starts_with("bn") && (name.ends_with(".weight") || name.ends_with(".bias")) {
+                    let _ = t.shallow_clone().uniform_(0.5, 1.5);
+                }
+            }
+        });
+        let folded = model.fold_batch_norm();
+        assert_eq!(Crnn::parameter_count(&folded.vs), Crnn::parameter_count(&Trained::new(folded.spec.clone()).vs));
+        assert!(folded.vs.variables().keys().all(|k| !k.starts_with("bn")));
+        let (a, b) = tch::no_grad(|| (model.net.forward_t(&images, false), folded.net.forward_t(&images, false)));
+        let diff = (&a - &b).abs().max().double_value(&[]);
+        let scale = a.abs().max().double_value(&[]);
+        assert!(diff < 1e-4 * scale.max(1.0), "folded model differs by {diff} (outputs up to {scale})");
     }
 }

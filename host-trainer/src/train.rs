@@ -19,7 +19,7 @@ use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
 /// Set by the Ctrl-C handler; the loop stops at the next batch and keeps the last finished epoch.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// How to train. `Default` is the seed's recipe.
+/// How to train. `Default` is the seed's recipe plus training-time batch norm.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub epochs: usize,
@@ -32,6 +32,11 @@ pub struct Options {
     pub max_minutes: Option<f64>,
     /// Fraction of the data held out for validation.
     pub val_fraction: f64,
+    /// Train with batch norm after conv1, conv2 and dense1, folded away when training ends (see
+    /// [`crate::model`]). Off is the seed's recipe to the letter.
+    pub batch_norm: bool,
+    /// Shift each training image by a random offset each epoch (see [`augment`]).
+    pub augment: bool,
 }
 
 impl Default for Options {
@@ -44,6 +49,8 @@ impl Default for Options {
             learning_rate: 1e-3,
             max_minutes: None,
             val_fraction: 0.1,
+            batch_norm: true,
+            augment: false,
         }
     }
 }
@@ -147,7 +154,8 @@ pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.join("checkpoint.ot"), out.join("checkpoint.json"))
 }
 
-/// Trains the seed's model on `data` (split 90/10 inside) and returns the best weights. With `resume`,
+/// Trains the seed's model on `data` (split 90/10 inside) and returns the best weights, batch norms
+/// folded. With `resume`,
 /// continues from the checkpoint in `out`.
 pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow::Result<Outcome> {
     if data.len() < 2 {
@@ -183,7 +191,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     let val_targets: Vec<Vec<i64>> = val_set.labels.iter().map(|l| codec.encode(l).unwrap_or_default()).collect();
 
     tch::manual_seed(opts.seed as i64);
-    let model = Trained::new(spec.clone());
+    let model = Trained::for_training(spec.clone(), opts.batch_norm);
     let params = named_params(&model);
     let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut adam = Adam::new(&tensors, opts.learning_rate);
@@ -204,8 +212,12 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         if saved.spec != spec || saved.data_fingerprint != state.data_fingerprint {
             bail!("{}: the checkpoint was made on other data or another model", ckpt_json.display());
         }
-        if saved.options.seed != opts.seed || saved.options.batch_size != opts.batch_size {
-            bail!("{}: resume with the same --seed and --batch-size as the interrupted run", ckpt_json.display());
+        let same = |o: &Options| (o.seed, o.batch_size, o.batch_norm, o.augment);
+        if same(&saved.options) != same(opts) {
+            bail!(
+                "{}: resume with the same --seed, --batch-size, --no-batch-norm and --augment as the interrupted run",
+                ckpt_json.display()
+            );
         }
         let loaded = Tensor::load_multi(&ckpt_tensors).with_context(|| format!("{}", ckpt_tensors.display()))?;
         let find = |key: String| {
@@ -249,6 +261,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         );
         bar.set_prefix(epoch.to_string());
         let (mut loss_sum, mut seen) = (0.0, 0usize);
+        let mut rng = oorandom::Rand64::new(u128::from(epoch_seed(opts.seed, epoch)));
         for batch in order.chunks(opts.batch_size) {
             if INTERRUPTED.load(Ordering::Relaxed) {
                 bar.abandon();
@@ -258,7 +271,8 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
                     out.display()
                 );
             }
-            let (x, y, lens) = batch_tensors(&train_set, &targets, batch, model.vs.device());
+            let rng = opts.augment.then_some(&mut rng);
+            let (x, y, lens) = batch_tensors(&train_set, &targets, batch, rng, model.vs.device());
             let logits = model.net.forward_t(&x, true);
             let loss = Crnn::ctc_loss(&logits, &y, &lens);
             loss.backward();
@@ -299,7 +313,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     }
     tch::no_grad(|| tensors.iter().zip(&best).for_each(|(t, b)| t.shallow_clone().copy_(b)));
     Ok(Outcome {
-        model,
+        model: model.fold_batch_norm(),
         train: train_set,
         val: val_set,
         history: state.history,
@@ -323,13 +337,33 @@ fn save_checkpoint(params: &[(String, Tensor)], adam: &Adam, best: &[Tensor], st
     crate::io::write_json(&json, state)
 }
 
-/// Images, concatenated targets and target lengths of one batch.
-fn batch_tensors(data: &Dataset, targets: &[Vec<i64>], batch: &[usize], device: tch::Device) -> (Tensor, Tensor, Vec<i64>) {
+/// Training-time augmentation: image `i` moved by up to 4% of the width and 8% of the height (±8 and ±4
+/// pixels for 200×50), edges replicated. The seed's captchas put their text at nearly the same place
+/// every time; shifted copies teach the model to read it anywhere, which is what unseen captchas need.
+fn augment(data: &Dataset, i: usize, rng: &mut oorandom::Rand64) -> Vec<u8> {
+    let (h, w) = (data.height, data.width);
+    let (max_dx, max_dy) = ((w / 25) as i64, (h / 12) as i64);
+    let dx = rng.rand_range(0..(2 * max_dx + 1) as u64) as i64 - max_dx;
+    let dy = rng.rand_range(0..(2 * max_dy + 1) as u64) as i64 - max_dy;
+    crate::data::shift(data.image(i), h, w, dx as isize, dy as isize)
+}
+
+/// Images (augmented if given a random generator), concatenated targets and target lengths of one batch.
+fn batch_tensors(
+    data: &Dataset,
+    targets: &[Vec<i64>],
+    batch: &[usize],
+    mut rng: Option<&mut oorandom::Rand64>,
+    device: tch::Device,
+) -> (Tensor, Tensor, Vec<i64>) {
     let mut pixels = Vec::with_capacity(batch.len() * data.height * data.width);
     let mut flat = Vec::new();
     let mut lens = Vec::with_capacity(batch.len());
     for &i in batch {
-        pixels.extend_from_slice(data.image(i));
+        match rng.as_deref_mut() {
+            Some(rng) => pixels.extend(augment(data, i, rng)),
+            None => pixels.extend_from_slice(data.image(i)),
+        }
         flat.extend_from_slice(&targets[i]);
         lens.push(targets[i].len() as i64);
     }

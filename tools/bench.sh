@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One table of the performance figures with their targets (issue: performance). Nothing here is a test.
+#   tools/bench.sh            host latencies (criterion), firmware instructions/RAM/flash (QEMU), and the
+#                             training figures of the last real-data run in runs/captcha_images_v2, if any
+#   tools/bench.sh --train    also trains on ../shared/data/captcha_images_v2 first (about 5 minutes)
+# Writes the table to stdout and to bench-report.md.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+bash tools/setup.sh all >/dev/null
+
+DATA=${CAPTCHA_DATA:-$ROOT/../shared/data/captcha_images_v2}
+if [ "${1:-}" = "--train" ]; then
+    cargo run --release -p host-trainer -- train --data "$DATA" --out runs/captcha_images_v2 --epochs 60
+fi
+
+echo "== host latency (criterion, one thread) =="
+cargo bench -p equivalence-tests --bench latency
+
+echo "== firmware in QEMU =="
+fwlog=$(mktemp)
+bash tools/firmware.sh test | tee "$fwlog"
+
+python3 - "$fwlog" <<'PY' | tee bench-report.md
+import json, os, re, sys
+log = open(sys.argv[1]).read()
+def crit(name):
+    p = f"target/criterion/single image/{name}/new/estimates.json"
+    return json.load(open(p))["mean"]["point_estimate"] / 1e6 if os.path.exists(p) else None
+lat = {n: crit(n) for n in ["core-infer f32", "core-infer int8", "tract-onnx f32", "tch f32"]}
+instr = [int(x) for x in re.findall(r"time: (\d+) instructions", log)]
+stack = int(re.search(r"stack high-water (\d+) bytes", log).group(1))
+m = re.search(r"flash (\d+) bytes \(model (\d+), test images (\d+), code and the rest (\d+)\); static RAM (\d+) bytes", log)
+flash, model, images, code, static = map(int, m.groups())
+rows = []
+def row(what, value, target, ok):
+    rows.append(f"| {what} | {value} | {target} | {'yes' if ok else 'no'} |")
+mi = sum(instr) / len(instr) / 1e6
+row("Cortex-M4 instructions per inference", f"{mi:.1f} M", "≤ 80 M", mi <= 80)
+ram = static + stack
+row("device RAM: statics (scratch, image, buffers) + stack high-water", f"{ram / 1024:.1f} KiB ({static} + {stack} B)", "≤ 48 KiB", ram <= 48 * 1024)
+row("flash: model + code (test images apart)", f"{(model + code) / 1024:.1f} KiB ({model} + {code} B; images {images} B)", "≤ 480 KiB", model + code <= 480 * 1024)
+fmt = lambda v: "n/a" if v is None else f"{v:.2f} ms"
+for n, v in lat.items():
+    row(f"host latency, {n}", fmt(v), "", True)
+t, i8, f = lat["tract-onnx f32"], lat["core-infer int8"], lat["core-infer f32"]
+if None not in (t, i8, f):
+    row("tract-onnx f32 / core-infer int8", f"{t / i8:.2f}x", "≥ 2x", t / i8 >= 2)
+    row("tract-onnx f32 / core-infer f32", f"{t / f:.2f}x", "≥ 1x", t / f >= 1)
+mp = "runs/captcha_images_v2/metrics.json"
+if os.path.exists(mp):
+    mj = json.load(open(mp))
+    hist = mj.get("history", [])
+    hit = next((e for e in hist if e["val"]["sequence"] >= 0.99), None)
+    best = max((e["val"]["sequence"] for e in hist), default=mj["best"]["val"]["sequence"])
+    if hit:
+        secs = sum(e["seconds"] for e in hist if e["epoch"] <= hit["epoch"])
+        row("training to 99% validation accuracy (real data)", f"{secs:.0f} s (epoch {hit['epoch']})", "≤ 600 s", secs <= 600)
+    else:
+        row("training to 99% validation accuracy (real data)", f"not reached (best {100 * best:.2f}%)", "≤ 600 s", False)
+    row("training, seconds per epoch", f"{mj['seconds_per_epoch']:.1f} s", "", True)
+else:
+    row("training to 99% validation accuracy (real data)", "no run (tools/bench.sh --train)", "≤ 600 s", False)
+print("| figure | measured | target | met |")
+print("|---|---|---|---|")
+print("\n".join(rows))
+PY
+rm -f "$fwlog"

@@ -260,12 +260,7 @@ impl<'a> ModelFile<'a> {
 
     /// The tensor called `name`, checked to have this dtype and shape.
     pub fn tensor(&self, name: &str, dtype: DType, shape: &[usize]) -> Result<TensorRef<'a>, Error> {
-        let t = self
-            .tensors
-            .iter()
-            .flatten()
-            .find(|t| t.name == name.as_bytes())
-            .ok_or(Error::MissingTensor)?;
+        let t = self.tensors.iter().flatten().find(|t| t.name == name.as_bytes()).ok_or(Error::MissingTensor)?;
         if t.dtype != dtype || t.shape() != shape {
             return Err(Error::ShapeMismatch);
         }
@@ -348,8 +343,7 @@ mod writer {
             out.extend_from_slice(&0u16.to_le_bytes());
             out.extend_from_slice(self.alphabet.as_bytes());
             // The table's size is known before the offsets are, so lay the payload out after it.
-            let table_len: usize =
-                self.tensors.iter().map(|(n, _, s, _)| 1 + n.len() + 2 + 4 * s.len() + 8).sum();
+            let table_len: usize = self.tensors.iter().map(|(n, _, s, _)| 1 + n.len() + 2 + 4 * s.len() + 8).sum();
             let mut offset = (out.len() + table_len).next_multiple_of(4);
             let mut offsets = Vec::new();
             for (name, dtype, shape, data) in &self.tensors {

@@ -29,8 +29,8 @@
 extern crate std;
 
 pub mod ctc;
-pub mod format;
 mod f32_ops;
+pub mod format;
 pub mod int8_ops;
 mod model;
 pub mod net;

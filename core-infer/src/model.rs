@@ -1,8 +1,8 @@
 //! The public entry point: a parsed, validated model that recognizes images.
 
 use crate::f32_ops::F32;
-use crate::int8_ops::{scores_scale, I8};
 use crate::format::{ModelFile, Precision};
+use crate::int8_ops::{scores_scale, I8};
 use crate::net::{forward, Kernels, Layout, Net};
 use crate::{ctc, Arch, Error, Text};
 

@@ -78,7 +78,9 @@ pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], out: &mut [M::Ac
         for (o, v) in out_row.iter_mut().enumerate() {
             let mut acc = layer.init(o);
             for ky in 0..3 {
-                let Some(iy) = (y + ky).checked_sub(1) else { continue };
+                let Some(iy) = (y + ky).checked_sub(1) else {
+                    continue;
+                };
                 for (kx, col) in cols.iter().enumerate() {
                     if let Some(x) = col.and_then(|col| col.get(iy * cin..(iy + 1) * cin)) {
                         acc = layer.mac(acc, o, ky * 3 + kx, x);
@@ -155,7 +157,10 @@ impl Layout {
     /// Elements of the conv front-end's buffers: 3 input columns, 2 conv1 columns, a ring of 4 pool1
     /// columns, 2 conv2 columns and one pooled feature column. Only this much of the conv maps is ever held.
     fn front_end(&self) -> usize {
-        3 * self.h + 2 * (2 * self.h1) * self.c1 + 4 * self.h1 * self.c1 + 2 * (2 * self.h2) * self.c2
+        3 * self.h
+            + 2 * (2 * self.h1) * self.c1
+            + 4 * self.h1 * self.c1
+            + 2 * (2 * self.h2) * self.c2
             + self.h2 * self.c2
     }
     /// Sequence buffer A: dense1's output, later LSTM2's.
@@ -280,7 +285,9 @@ fn pool1_column<K: Kernels>(
         // Input columns x-1, x, x+1 as activations; the ones outside the image are zero padding.
         let mut present = [false; 3];
         for (dx, (col, present)) in input.chunks_exact_mut(l.h).zip(present.iter_mut()).enumerate() {
-            let Some(src_x) = (x + dx).checked_sub(1).filter(|&sx| sx < l.w) else { continue };
+            let Some(src_x) = (x + dx).checked_sub(1).filter(|&sx| sx < l.w) else {
+                continue;
+            };
             *present = true;
             for (v, row) in col.iter_mut().zip(pixels.chunks_exact(l.w)) {
                 *v = K::pixel(row.get(src_x).copied().unwrap_or(0));

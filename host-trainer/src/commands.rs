@@ -25,7 +25,8 @@ impl Source {
         match self {
             Source::Folder(dir) => Ok(data::load_dir(dir, None, &LabelRules::default(), on_bad)?.0),
             Source::Synthetic { count } => {
-                let bar = indicatif::ProgressBar::new_spinner().with_message(format!("drawing {count} synthetic captchas"));
+                let bar =
+                    indicatif::ProgressBar::new_spinner().with_message(format!("drawing {count} synthetic captchas"));
                 bar.enable_steady_tick(std::time::Duration::from_millis(200));
                 let d = data::synthetic(captcha_synth::Config::default(), seed, 0, *count);
                 bar.finish_and_clear();
@@ -72,7 +73,13 @@ pub struct Metrics {
 }
 
 /// `train`: trains, then writes the weights, the model files, the pictures and `metrics.json` into `out`.
-pub fn train(source: &Source, opts: &train::Options, out: &Path, resume: bool, on_bad: OnBad) -> anyhow::Result<Metrics> {
+pub fn train(
+    source: &Source,
+    opts: &train::Options,
+    out: &Path,
+    resume: bool,
+    on_bad: OnBad,
+) -> anyhow::Result<Metrics> {
     let started = Instant::now();
     let data = source.load(opts.seed, on_bad)?;
     eprintln!(
@@ -109,10 +116,8 @@ pub fn train(source: &Source, opts: &train::Options, out: &Path, resume: bool, o
     let epochs_run = outcome.history.len();
     let file_names =
         ["model.ot", "model.json", "model.crnn", "model-int8.crnn", "model.onnx", "curves.png", "predictions.png"];
-    let files = file_names
-        .iter()
-        .map(|f| (f.to_string(), std::fs::metadata(out.join(f)).map_or(0, |m| m.len())))
-        .collect();
+    let files =
+        file_names.iter().map(|f| (f.to_string(), std::fs::metadata(out.join(f)).map_or(0, |m| m.len()))).collect();
     let metrics = Metrics {
         data: source.name(),
         images: data.len(),
@@ -180,6 +185,7 @@ pub fn quantize(weights: &Path, calibration: &Source, out: &Path) -> anyhow::Res
     };
     let w = export::Weights::from_tch(&model)?;
     let cal = quantize::write(&model, &w, &data, out)?;
+    io::write_json(&out.join("calibration.json"), &cal)?;
     eprintln!("wrote {}/model-int8.crnn (calibrated on {} images: {cal:?})", out.display(), data.len().min(256));
     Ok(())
 }

@@ -256,12 +256,13 @@ impl Codec {
     pub fn encode(&self, text: &str) -> Result<Vec<i64>, char> {
         text.chars().map(|c| self.chars.iter().position(|&a| a == c).map(|k| k as i64 + 1).ok_or(c)).collect()
     }
-    /// Greedy CTC decoding of a best path: collapse repeats, drop blanks.
-    pub fn decode_path(&self, path: &[i64]) -> String {
+    /// Greedy CTC decoding of a best path: collapse repeats, drop blanks, keep the first `max_len`
+    /// characters (as the seed's decoder and core-infer do).
+    pub fn decode_path(&self, path: &[i64], max_len: usize) -> String {
         let mut out = String::new();
         let mut prev = 0;
         for &k in path {
-            if k != prev && k > 0 {
+            if k != prev && k > 0 && out.chars().count() < max_len {
                 if let Some(&c) = self.chars.get(k as usize - 1) {
                     out.push(c);
                 }
@@ -366,8 +367,9 @@ mod tests {
         assert_eq!(codec.encode("cab"), Ok(vec![3, 1, 2]));
         assert_eq!(codec.encode("cAb"), Err('A'));
         // repeats collapse, a blank separates real doubles, blanks vanish
-        assert_eq!(codec.decode_path(&[0, 1, 1, 0, 1, 2, 2, 0, 3, 0]), "aabc");
-        assert_eq!(codec.decode_path(&[0, 0, 0]), "");
+        assert_eq!(codec.decode_path(&[0, 1, 1, 0, 1, 2, 2, 0, 3, 0], 9), "aabc");
+        assert_eq!(codec.decode_path(&[0, 1, 1, 0, 1, 2, 2, 0, 3, 0], 2), "aa");
+        assert_eq!(codec.decode_path(&[0, 0, 0], 9), "");
     }
 
     #[test]

@@ -82,7 +82,9 @@ impl Weights {
         for (conv, input) in [("conv1", "image"), ("conv2", "pool1")] {
             // core-infer [o, ky, kx, i] back to ONNX's [o, i, ky, kx]
             let t = self.get(&format!("{conv}.weight"))?;
-            let [o, ky, kx, i] = t.shape[..] else { return Err(anyhow!("{conv}.weight is not 4-D")) };
+            let [o, ky, kx, i] = t.shape[..] else {
+                return Err(anyhow!("{conv}.weight is not 4-D"));
+            };
             let data = (0..o * i * ky * kx)
                 .map(|n| {
                     let (oo, ii, yy, xx) = (n / (i * ky * kx), n / (ky * kx) % i, n / kx % ky, n % kx);
@@ -96,7 +98,9 @@ impl Weights {
                 .ints("pads", &[1, 1, 1, 1])
                 .ints("kernel_shape", &[3, 3]);
             g.node("Relu", &[conv], &[&format!("{conv}.relu")]);
-            g.node("MaxPool", &[&format!("{conv}.relu")], &[out]).ints("kernel_shape", &[2, 2]).ints("strides", &[2, 2]);
+            g.node("MaxPool", &[&format!("{conv}.relu")], &[out])
+                .ints("kernel_shape", &[2, 2])
+                .ints("strides", &[2, 2]);
         }
         // [N, C, H', T] → [T, N, H', C] → [T, N, H'·C]: feature index h·C + c, as the seed reshapes.
         g.node("Transpose", &["pool2"], &["seq"]).ints("perm", &[3, 0, 2, 1]);
@@ -115,7 +119,9 @@ impl Weights {
     /// `y = x · Wᵀ + b` on `[T, N, In]`.
     fn dense(&self, g: &mut Graph, name: &str, input: &str, output: &str) -> anyhow::Result<()> {
         let w = self.get(&format!("{name}.weight"))?;
-        let [o, i] = w.shape[..] else { return Err(anyhow!("{name}.weight is not 2-D")) };
+        let [o, i] = w.shape[..] else {
+            return Err(anyhow!("{name}.weight is not 2-D"));
+        };
         let wt = (0..i * o).map(|n| w.data[(n % o) * i + n / o]).collect();
         g.init_f32(&format!("{name}.WT"), &[i, o], wt);
         g.init_f32(&format!("{name}.B"), &[o], self.get(&format!("{name}.bias"))?.data.clone());
@@ -222,7 +228,10 @@ impl Graph {
         };
         pb::ValueInfoProto {
             name: name.into(),
-            r#type: Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(tensor)), ..Default::default() }),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(tensor)),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -248,8 +257,7 @@ impl Graph {
 /// Writes `model.crnn` and `model.onnx` for `model` into `dir`, atomically.
 pub fn write_all(model: &Trained, dir: &std::path::Path) -> anyhow::Result<Weights> {
     let weights = Weights::from_tch(model)?;
-    crate::io::write_atomic(&dir.join("model.crnn"), &weights.to_crnn_f32()?)
-        .context("writing the f32 model file")?;
+    crate::io::write_atomic(&dir.join("model.crnn"), &weights.to_crnn_f32()?).context("writing the f32 model file")?;
     crate::io::write_atomic(&dir.join("model.onnx"), &weights.to_onnx()?).context("writing the ONNX model")?;
     Ok(weights)
 }

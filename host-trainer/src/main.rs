@@ -189,7 +189,10 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                     println!("{}: wrong: {src}: {truth} read as {pred:?}", path.display());
                 }
             }
-            println!("{:<40} {:>7} {:>9} {:>7} {:>7} {:>10}", "model", "images", "accuracy", "CER", "wrong", "agreement");
+            println!(
+                "{:<40} {:>7} {:>9} {:>7} {:>7} {:>10}",
+                "model", "images", "accuracy", "CER", "wrong", "agreement"
+            );
             for (path, (eval, agree)) in model.iter().zip(&evals) {
                 println!(
                     "{:<40} {:>7} {:>8.2}% {:>7.4} {:>7} {:>9.2}%",

@@ -91,13 +91,17 @@ pub fn quantize(weights: &Weights, cal: &Calibration) -> anyhow::Result<Vec<u8>>
     let (conv1, conv2, dense1) = (Act::from_range(cal.conv1), Act::from_range(cal.conv2), Act::from_range(cal.dense1));
     let hidden = Act { scale: 1.0 / 127.0, zp: 0 };
     let logits = Act::from_range(cal.dense2);
-    for (name, x, y) in [("conv1", input, conv1), ("conv2", conv1, conv2), ("dense1", conv2, dense1), ("dense2", hidden, logits)] {
+    for (name, x, y) in
+        [("conv1", input, conv1), ("conv2", conv1, conv2), ("dense1", conv2, dense1), ("dense2", hidden, logits)]
+    {
         let t = weights.get(&format!("{name}.weight"))?;
         let b = weights.get(&format!("{name}.bias"))?;
         let outputs = t.shape[0];
         let (q, scales) = quantize_groups(&t.data, t.data.len() / outputs);
-        let bias: Vec<i32> = b.data.iter().zip(&scales).map(|(&b, s)| (f64::from(b) / (s * x.scale)).round() as i32).collect();
-        let (mult, shift): (Vec<i32>, Vec<i32>) = scales.iter().map(|s| quantize_multiplier(s * x.scale / y.scale)).unzip();
+        let bias: Vec<i32> =
+            b.data.iter().zip(&scales).map(|(&b, s)| (f64::from(b) / (s * x.scale)).round() as i32).collect();
+        let (mult, shift): (Vec<i32>, Vec<i32>) =
+            scales.iter().map(|s| quantize_multiplier(s * x.scale / y.scale)).unzip();
         w.add_i8(&format!("{name}.weight"), &t.shape, &q);
         w.add_i32(&format!("{name}.bias"), &[outputs], &bias);
         w.add_i32(&format!("{name}.mult"), &[outputs], &mult);
@@ -108,11 +112,17 @@ pub fn quantize(weights: &Weights, cal: &Calibration) -> anyhow::Result<Vec<u8>>
     for (layer, x) in [("lstm1", dense1), ("lstm2", hidden)] {
         for dir in ["fwd", "bwd"] {
             let p = format!("{layer}.{dir}");
-            let (w_ih, w_hh, bias) = (weights.get(&format!("{p}.w_ih"))?, weights.get(&format!("{p}.w_hh"))?, weights.get(&format!("{p}.bias"))?);
+            let (w_ih, w_hh, bias) = (
+                weights.get(&format!("{p}.w_ih"))?,
+                weights.get(&format!("{p}.w_hh"))?,
+                weights.get(&format!("{p}.bias"))?,
+            );
             let (q_ih, s_ih) = quantize_groups(&w_ih.data, w_ih.data.len() / 4);
             let (q_hh, s_hh) = quantize_groups(&w_hh.data, w_hh.data.len() / 4);
-            let (m_ih, sh_ih): (Vec<i32>, Vec<i32>) = s_ih.iter().map(|s| quantize_multiplier(s * x.scale * q12)).unzip();
-            let (m_hh, sh_hh): (Vec<i32>, Vec<i32>) = s_hh.iter().map(|s| quantize_multiplier(s * hidden.scale * q12)).unzip();
+            let (m_ih, sh_ih): (Vec<i32>, Vec<i32>) =
+                s_ih.iter().map(|s| quantize_multiplier(s * x.scale * q12)).unzip();
+            let (m_hh, sh_hh): (Vec<i32>, Vec<i32>) =
+                s_hh.iter().map(|s| quantize_multiplier(s * hidden.scale * q12)).unzip();
             let b: Vec<i32> = bias.data.iter().map(|&v| (f64::from(v) * q12).round() as i32).collect();
             w.add_i8(&format!("{p}.w_ih"), &w_ih.shape, &q_ih);
             w.add_i8(&format!("{p}.w_hh"), &w_hh.shape, &q_hh);
@@ -138,7 +148,12 @@ fn lut(f: impl Fn(f64) -> f64) -> Vec<i16> {
 }
 
 /// Calibrates on (up to 256 of) `calibration` images and writes `model-int8.crnn` into `dir`.
-pub fn write(model: &Trained, weights: &Weights, calibration: &crate::data::Dataset, dir: &std::path::Path) -> anyhow::Result<Calibration> {
+pub fn write(
+    model: &Trained,
+    weights: &Weights,
+    calibration: &crate::data::Dataset,
+    dir: &std::path::Path,
+) -> anyhow::Result<Calibration> {
     let n = calibration.len().min(256);
     let pixels = &calibration.pixels[..n * calibration.height * calibration.width];
     let cal = calibrate(model, pixels, n)?;
@@ -157,7 +172,10 @@ mod tests {
             let (mult, shift) = quantize_multiplier(m);
             let back = f64::from(mult) * 2f64.powi(shift - 31);
             assert!((back - m).abs() / m < 1e-9, "{m}: {mult} {shift}");
-            assert_eq!(core_infer::int8_ops::requantize(1 << 20, mult, shift), ((1u64 << 20) as f64 * m).round() as i32);
+            assert_eq!(
+                core_infer::int8_ops::requantize(1 << 20, mult, shift),
+                ((1u64 << 20) as f64 * m).round() as i32
+            );
         }
     }
 

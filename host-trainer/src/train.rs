@@ -287,7 +287,8 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
 
         let (val_loss, preds) = evaluate(&model, &val_set, &val_targets, &codec);
         let val = accuracy(val_set.labels.iter().map(String::as_str).zip(preds.iter().map(String::as_str)));
-        let stats = Epoch { epoch, loss: loss_sum / seen.max(1) as f64, val_loss, val, seconds: t0.elapsed().as_secs_f64() };
+        let stats =
+            Epoch { epoch, loss: loss_sum / seen.max(1) as f64, val_loss, val, seconds: t0.elapsed().as_secs_f64() };
         let improved = val_loss < state.best_val_loss;
         eprintln!(
             "epoch {epoch:>3}: loss {:.4}  val_loss {:.4}  val_acc {:>6.2}%  val_cer {:.4}  {:.1}s{}",
@@ -324,7 +325,13 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
 
 /// Writes the weights, Adam's moments, the best weights and the state, each file atomically; the JSON
 /// last, so a checkpoint.json always describes a complete checkpoint.ot.
-fn save_checkpoint(params: &[(String, Tensor)], adam: &Adam, best: &[Tensor], state: &State, out: &Path) -> anyhow::Result<()> {
+fn save_checkpoint(
+    params: &[(String, Tensor)],
+    adam: &Adam,
+    best: &[Tensor],
+    state: &State,
+    out: &Path,
+) -> anyhow::Result<()> {
     let mut named: Vec<(String, &Tensor)> = Vec::new();
     for (i, (name, t)) in params.iter().enumerate() {
         named.push((format!("w.{name}"), t));
@@ -377,7 +384,8 @@ pub fn evaluate(model: &Trained, data: &Dataset, targets: &[Vec<i64>], codec: &C
     let flat: Vec<i64> = targets.iter().flatten().copied().collect();
     let lens: Vec<i64> = targets.iter().map(|t| t.len() as i64).collect();
     let loss = tch::no_grad(|| Crnn::ctc_loss(&logits, &Tensor::from_slice(&flat), &lens).double_value(&[]));
-    let preds = best_paths(&logits).iter().map(|p| codec.decode_path(p)).collect();
+    let preds =
+        best_paths(&logits).iter().map(|p| codec.decode_path(p, usize::from(model.spec.max_label_len))).collect();
     (loss, preds)
 }
 

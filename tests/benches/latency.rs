@@ -21,7 +21,8 @@ fn latency(c: &mut Criterion) {
     for (name, bytes) in [("core-infer f32", &f32_bytes), ("core-infer int8", &int8_bytes)] {
         let m = core_infer::Model::parse(bytes).expect("parse");
         let mut scratch = vec![0u8; m.scratch_bytes()];
-        group.bench_function(name, |b| b.iter(|| m.recognize(std::hint::black_box(&image), &mut scratch).expect("run")));
+        group
+            .bench_function(name, |b| b.iter(|| m.recognize(std::hint::black_box(&image), &mut scratch).expect("run")));
     }
 
     let onnx = weights.to_onnx().expect("onnx");

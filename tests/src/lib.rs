@@ -19,6 +19,15 @@ pub fn shipped_model() -> Trained {
     Trained::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The model trained on the shared real captchas (`models/captcha_images_v2`, see models/README.md): its
+/// tch weights and the int8 file `train` wrote, calibrated on its training images.
+pub fn real_data_model() -> (Trained, Vec<u8>) {
+    let dir = workspace().join("models/captcha_images_v2");
+    let model = Trained::load(&dir.join("model.ot")).unwrap_or_else(|e| panic!("{e:#}"));
+    let int8 = std::fs::read(dir.join("model-int8.crnn")).expect("models/captcha_images_v2/model-int8.crnn");
+    (model, int8)
+}
+
 /// Synthetic test captchas of the default look, from a seed training never used.
 pub fn synthetic_images(count: usize) -> Dataset {
     data::synthetic(captcha_synth::Config::default(), 9001, 0, count).expect("synthetic captchas")

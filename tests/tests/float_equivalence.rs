@@ -22,6 +22,7 @@ fn core_infer_f32_matches_tch_on_synthetic_and_real_images() {
     let mut scratch = vec![0u8; runtime.scratch_bytes()];
     let codec = Codec::new(&model.spec.alphabet);
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
+    let max_len = usize::from(model.spec.max_label_len);
 
     let mut sets = vec![("synthetic", synthetic_images(100))];
     sets.extend(real_images(h, w).map(|d| ("real", d)));
@@ -39,7 +40,12 @@ fn core_infer_f32_matches_tch_on_synthetic_and_real_images() {
                 }
             }
             let text = runtime.decode(&scores);
-            assert_eq!(text.as_str(), codec.decode_path(&paths[i]), "{}: decoded text differs", data.sources[i]);
+            assert_eq!(
+                text.as_str(),
+                codec.decode_path(&paths[i], max_len),
+                "{}: decoded text differs",
+                data.sources[i]
+            );
             same_text += usize::from(text.as_str() == data.labels[i]);
         }
         eprintln!("{name}: {} images, max |tch - core-infer| = {max_diff:.2e}, {same_text} read right", data.len());
@@ -66,7 +72,8 @@ fn tract_onnx_matches_tch() {
     let mut max_diff = 0f32;
     for i in 0..data.len() {
         let img = data.image(i);
-        let input = tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(img[y * w + x]) / 255.0);
+        let input =
+            tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(img[y * w + x]) / 255.0);
         let out = plan.run(tvec!(Tensor::from(input).into())).unwrap();
         let view = out[0].to_plain_array_view::<f32>().unwrap();
         assert_eq!(view.shape(), [1, logits[i].len(), logits[i][0].len()]);

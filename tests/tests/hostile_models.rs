@@ -32,12 +32,25 @@ fn every_truncation_is_refused() {
     eprintln!("{} truncations refused", bytes.len());
 }
 
+/// Where the tensor table ends, walked with the layout documented in `core_infer::format`.
+fn table_end(bytes: &[u8]) -> usize {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+    let (alphabet_len, tensors) = (u16_at(30), u16_at(32));
+    let mut pos = core_infer::format::FIXED_HEADER_LEN + alphabet_len;
+    for _ in 0..tensors {
+        let name_len = usize::from(bytes[pos]);
+        let rank = usize::from(bytes[pos + name_len + 2]);
+        pos += 1 + name_len + 2 + 4 * rank + 8;
+    }
+    pos
+}
+
 #[test]
 fn bit_flips_are_caught_or_harmless() {
     let bytes = shipped();
     let image: Vec<u8> = (0..200 * 50).map(|i| (i * 7 % 256) as u8).collect();
-    // The table ends where the first tensor's data starts; flip every bit before it.
-    let table_end = 36 + 19 + 64 * 64; // header + alphabet + a generous bound on the table
+    // Flip every bit of the header, the alphabet and the tensor table, and 300 random payload bits.
+    let table_end = table_end(&bytes);
     let mut state = 0x1234_5678_9abc_def0u64;
     let mut next = move || {
         state ^= state << 13;
@@ -48,7 +61,9 @@ fn bit_flips_are_caught_or_harmless() {
     let header: Vec<usize> = (0..table_end.min(bytes.len())).collect();
     let payload: Vec<usize> = (0..300).map(|_| table_end + (next() as usize) % (bytes.len() - 4 - table_end)).collect();
     let (mut caught, mut fixed_ok, mut fixed_err) = (0, 0, 0);
-    for (pos, bit) in header.iter().flat_map(|&p| (0..8).map(move |b| (p, b))).chain(payload.iter().map(|&p| (p, p % 8))) {
+    for (pos, bit) in
+        header.iter().flat_map(|&p| (0..8).map(move |b| (p, b))).chain(payload.iter().map(|&p| (p, p % 8)))
+    {
         let mut b = bytes.clone();
         b[pos] ^= 1 << bit;
         // As is: the checksum (or the length/magic checks before it) must catch it.
@@ -61,5 +76,8 @@ fn bit_flips_are_caught_or_harmless() {
             Err(_) => fixed_err += 1,
         }
     }
-    eprintln!("{caught} flips caught by the checks; with the CRC recomputed: {fixed_err} refused, {fixed_ok} ran");
+    eprintln!(
+        "{caught} flips ({table_end} header and table bytes, every bit; 300 payload bits) caught by the checks; \
+         with the CRC recomputed: {fixed_err} refused, {fixed_ok} ran"
+    );
 }

@@ -1,4 +1,5 @@
-//! The shipped int8 model against its float original, and golden int8 outputs.
+//! The shipped int8 models against their float originals (the synthetic model on synthetic captchas, the
+//! real-data model on the shared real captchas), and golden int8 outputs.
 //!
 //! Golden data: `tests/golden/int8.txt` holds, for the first 8 synthetic test captchas (generator seed 9001),
 //! the text, the best class per step and the raw int8 scores that core-infer computes with
@@ -9,13 +10,17 @@
 //! RECORD_GOLDEN=1 cargo test --release -p equivalence-tests --test int8 golden
 //! ```
 
-use equivalence_tests::{real_images, shipped_model, synthetic_images, workspace};
+use equivalence_tests::{real_data_model, real_images, shipped_model, synthetic_images, workspace};
 use host_trainer::data::Dataset;
 use host_trainer::export::Weights;
+use host_trainer::model::Trained;
 
-/// Largest difference allowed between dequantized int8 scores and f32 logits, in logit units. Measured
-/// on the shipped model (see the test's output); logits span about ±20, so this is a few int8 steps.
-const SCORE_TOLERANCE: f32 = 1.5;
+/// Largest difference allowed between dequantized int8 scores and f32 logits, in logit units, over every
+/// step and class of every image. The shipped model's logits span -11.5..18.4, so one int8 step of the
+/// output is 0.117; the worst case measured (the test prints it) is 2.28 on 500 synthetic captchas, where
+/// errors of the LSTMs' 8-bit hidden states add up over 50 steps. 3.0 is that with a margin: far below the
+/// gaps that decide the decoded text (which must agree anyway, see the assertion above it).
+const SCORE_TOLERANCE: f32 = 3.0;
 
 fn shipped_int8() -> Vec<u8> {
     std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).expect("models/synthetic/model-int8.crnn")
@@ -33,46 +38,61 @@ fn shipped_int8_model_is_what_the_quantizer_makes() {
     assert!(fresh == shipped, "re-quantizing model.ot does not reproduce the shipped model-int8.crnn");
     let parsed = core_infer::Model::parse(&fresh).unwrap();
     assert_eq!(parsed.precision(), core_infer::Precision::Int8);
-    eprintln!("int8 model: {} bytes (shipped {}), scratch {} bytes", fresh.len(), shipped.len(), parsed.scratch_bytes());
+    eprintln!(
+        "int8 model: {} bytes (shipped {}), scratch {} bytes",
+        fresh.len(),
+        shipped.len(),
+        parsed.scratch_bytes()
+    );
 }
 
 #[test]
-fn int8_reads_what_f32_reads() {
-    let model = shipped_model();
-    let f32_bytes = Weights::from_tch(&model).unwrap().to_crnn_f32().unwrap();
-    let int8_bytes = shipped_int8();
-    let (m32, m8) = (core_infer::Model::parse(&f32_bytes).unwrap(), core_infer::Model::parse(&int8_bytes).unwrap());
+fn int8_reads_what_f32_reads_on_synthetic_captchas() {
+    agreement("synthetic", &shipped_model(), &shipped_int8(), &synthetic_images(500));
+}
+
+/// The model trained on the shared real captchas, on all 936 of them (the synthetic model cannot read
+/// real captchas, so agreement on them would say little).
+#[test]
+fn int8_reads_what_f32_reads_on_real_captchas() {
+    let (model, int8) = real_data_model();
+    let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
+    if let Some(data) = real_images(h, w) {
+        agreement("real", &model, &int8, &data);
+    }
+}
+
+/// Runs `data` through the f32 export of `model` and through `int8`: decoded texts agree on at least 99% of
+/// the images, scores within [`SCORE_TOLERANCE`].
+fn agreement(name: &str, model: &Trained, int8_bytes: &[u8], data: &Dataset) {
+    let f32_bytes = Weights::from_tch(model).unwrap().to_crnn_f32().unwrap();
+    let (m32, m8) = (core_infer::Model::parse(&f32_bytes).unwrap(), core_infer::Model::parse(int8_bytes).unwrap());
     let mut s32 = vec![0u8; m32.scratch_bytes()];
     let mut s8 = vec![0u8; m8.scratch_bytes()];
-    let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let mut sets: Vec<(&str, Dataset)> = vec![("synthetic", synthetic_images(500))];
-    sets.extend(real_images(h, w).map(|d| ("real", d)));
-    for (name, data) in sets {
-        let (mut agree, mut right32, mut right8, mut max_diff) = (0, 0, 0, 0f32);
-        for i in 0..data.len() {
-            let a = m32.run(data.image(i), &mut s32).unwrap();
-            let b = m8.run(data.image(i), &mut s8).unwrap();
-            for t in 0..a.steps() {
-                for k in 0..a.classes() {
-                    max_diff = max_diff.max((a.get(t, k) - b.get(t, k)).abs());
-                }
+    let (mut agree, mut right32, mut right8, mut max_diff) = (0, 0, 0, 0f32);
+    for i in 0..data.len() {
+        let a = m32.run(data.image(i), &mut s32).unwrap();
+        let b = m8.run(data.image(i), &mut s8).unwrap();
+        for t in 0..a.steps() {
+            for k in 0..a.classes() {
+                max_diff = max_diff.max((a.get(t, k) - b.get(t, k)).abs());
             }
-            let (ta, tb) = (m32.decode(&a), m8.decode(&b));
-            agree += usize::from(ta == tb);
-            right32 += usize::from(ta.as_str() == data.labels[i]);
-            right8 += usize::from(tb.as_str() == data.labels[i]);
         }
-        let n = data.len() as f64;
-        eprintln!(
-            "{name}: {} images; f32 {:.2}%, int8 {:.2}%, agreement {:.2}%, max |score diff| {max_diff:.3}",
-            data.len(),
-            100.0 * right32 as f64 / n,
-            100.0 * right8 as f64 / n,
-            100.0 * agree as f64 / n
-        );
-        assert!(agree as f64 >= 0.99 * n, "{name}: f32 and int8 agree on only {agree} of {n}");
-        assert!(max_diff <= SCORE_TOLERANCE, "{name}: score difference {max_diff} above {SCORE_TOLERANCE}");
+        let (ta, tb) = (m32.decode(&a), m8.decode(&b));
+        agree += usize::from(ta == tb);
+        right32 += usize::from(ta.as_str() == data.labels[i]);
+        right8 += usize::from(tb.as_str() == data.labels[i]);
     }
+    let n = data.len() as f64;
+    eprintln!(
+        "{name}: {} images; f32 {:.2}%, int8 {:.2}%, agreement {:.2}%, max |score diff| {max_diff:.3}",
+        data.len(),
+        100.0 * right32 as f64 / n,
+        100.0 * right8 as f64 / n,
+        100.0 * agree as f64 / n
+    );
+    assert!(agree as f64 >= 0.99 * n, "{name}: f32 and int8 agree on only {agree} of {n}");
+    assert!(max_diff <= SCORE_TOLERANCE, "{name}: score difference {max_diff} above {SCORE_TOLERANCE}");
 }
 
 /// One line per image: `index text path raw-scores-hex`.
@@ -112,7 +132,8 @@ fn golden_int8_outputs() {
 fn int8_kernels_follow_f32_on_random_networks() {
     use core_infer::Arch;
     use host_trainer::model::{Spec, Trained};
-    let arch = Arch { height: 16, width: 32, conv1: 4, conv2: 8, dense1: 8, lstm1: 8, lstm2: 6, classes: 5, max_label_len: 4 };
+    let arch =
+        Arch { height: 16, width: 32, conv1: 4, conv2: 8, dense1: 8, lstm1: 8, lstm2: 6, classes: 5, max_label_len: 4 };
     for seed in 0..4 {
         tch::manual_seed(seed);
         let model = Trained::new(Spec::new(arch, "abcd"));
@@ -141,7 +162,10 @@ fn int8_kernels_follow_f32_on_random_networks() {
                 }
             }
         }
-        eprintln!("seed {seed}: logit range {range:.3}, max |f32 - int8| {max_diff:.4} ({:.2}%)", 100.0 * max_diff / range);
+        eprintln!(
+            "seed {seed}: logit range {range:.3}, max |f32 - int8| {max_diff:.4} ({:.2}%)",
+            100.0 * max_diff / range
+        );
         assert!(max_diff <= 0.02, "seed {seed}: {max_diff} (logit range {range})");
     }
 }

@@ -2,7 +2,8 @@
 # Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386).
 #   tools/firmware.sh run    build, run, show the decoded defmt log
 #   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` lines),
-#                            report ELF sizes, then check that a corrupted model makes the run fail
+#                            report ELF sizes, then check that a corrupted model and a stack overflow
+#                            (the stack-overflow-demo feature, caught by the MPU guard) make the run fail
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/firmware-example"
@@ -57,6 +58,14 @@ test)
         cat "$log"; echo "FAIL: the corrupted model failed, but not with a checksum error" >&2; exit 1
     fi
     echo "corrupted model refused as expected: $(grep -i -m1 checksum "$log")"
+    # A stack overflow must hit the MPU guard and make the run exit non-zero, saying so.
+    if CARGO_TARGET_DIR=target/overflow cargo_thumb run --release --features stack-overflow-demo >"$log" 2>&1; then
+        cat "$log"; echo "FAIL: the stack overflow demo exited 0" >&2; exit 1
+    fi
+    if ! grep -q "stack overflow" "$log"; then
+        cat "$log"; echo "FAIL: the stack overflow demo failed, but not with the guard's message" >&2; exit 1
+    fi
+    echo "stack overflow caught as expected: $(grep -m1 'stack overflow' "$log")"
     rm -f "$bad" "$log"
     ;;
 *) echo "usage: $0 [run|test]" >&2; exit 2 ;;

@@ -7,6 +7,8 @@
 //! 4. measures instructions per inference (SysTick; exact under `qemu -icount shift=0`) and the stack
 //!    high-water mark (stack painting), and writes a picture of what it saw (`device-view.pgm`).
 //!
+//! An MPU guard below the stack turns a stack overflow into a reported failure (see `stack`).
+//!
 //! Lines starting with `time:` vary with the build; every other line must equal `expected.txt`, which the
 //! host computes with core-infer for the same images (see `tests/tests/firmware_expected.rs`).
 #![no_std]
@@ -16,7 +18,7 @@ mod picture;
 mod stack;
 mod timing;
 
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 
@@ -33,6 +35,12 @@ const DRAW_COUNT: u64 = 8;
 #[entry]
 fn main() -> ! {
     stack::paint();
+    stack::enable_guard();
+    #[cfg(feature = "stack-overflow-demo")]
+    {
+        let never = stack::overflow(0);
+        defmt::error!("the overflow demo returned {=u32}: the guard did not fire", never);
+    }
     let ok = run();
     debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
     loop {
@@ -62,7 +70,14 @@ fn run() -> bool {
     }
     let arch = *model.arch();
     let (h, w) = (usize::from(arch.height), usize::from(arch.width));
-    defmt::info!("model: {=usize} bytes, {}x{} input, {=usize} classes, scratch {=usize} bytes", MODEL.len(), w, h, usize::from(arch.classes), need);
+    defmt::info!(
+        "model: {=usize} bytes, {}x{} input, {=usize} classes, scratch {=usize} bytes",
+        MODEL.len(),
+        w,
+        h,
+        usize::from(arch.classes),
+        need
+    );
 
     let mut timer = timing::Timer::start();
     let mut right = 0;
@@ -85,7 +100,8 @@ fn run() -> bool {
     }
     // (b) captchas drawn here, by the same generator the trainer uses
     let Ok(synth) = captcha_synth::Synth::new(captcha_synth::Config::default(), DRAW_SEED) else { return false };
-    let mut pixels = [0u8; 200 * 50];
+    // A static, not a 10 KB stack frame that could step over the stack guard.
+    let Some(pixels) = cortex_m::singleton!(: [u8; 200 * 50] = [0; 200 * 50]) else { return false };
     for i in 0..DRAW_COUNT {
         let Some(img) = pixels.get_mut(..h * w) else {
             defmt::error!("the drawing buffer is smaller than the model's input");
@@ -104,13 +120,6 @@ fn run() -> bool {
     defmt::info!("time: stack high-water {=usize} bytes", stack);
     timer.stop();
     true
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HardFault at pc {=u32:08x} (stack overflow or bad access)", frame.pc());
-    debug::exit(EXIT_FAILURE);
-    loop {}
 }
 
 #[defmt::panic_handler]

@@ -1,7 +1,23 @@
-//! Stack high-water mark by painting: fill the free RAM between the end of static data and the stack
-//! pointer with a pattern at start-up, and later find the lowest word the stack overwrote.
+//! The stack: a guard against overflow, and its high-water mark by painting.
+//!
+//! cortex-m-rt puts the stack at the top of RAM, growing down towards the statics. Unguarded, an
+//! overflow would silently overwrite them (the scratch buffer, the model's working memory). So the
+//! lowest 2 KiB the stack could reach are an MPU region with no access: the first store into them
+//! faults, and the HardFault handler (below, on a fresh stack) reports a stack overflow and exits non-zero.
+//! A function whose frame exceeds the guard could step over it, so large buffers are statics here (the
+//! image being drawn, the picture, the scratch). The largest frames left are the parsed model's (a few
+//! KB, moved by value during `Model::parse`), taken near the top of the stack, far from the guard.
+//!
+//! The free RAM above the guard is painted with a pattern at start-up; the lowest word the stack
+//! overwrote since gives the high-water mark.
+
+use cortex_m::peripheral::MPU;
 
 const PAINT: u32 = 0x5A5A_A5A5;
+/// Bytes of the guard region (a power of two, aligned to its size, as the MPU requires).
+const GUARD: usize = 2048;
+/// The MPU's RASR.SIZE field for [`GUARD`]: the region holds 2^(SIZE + 1) bytes.
+const GUARD_SIZE_FIELD: u32 = GUARD.trailing_zeros() - 1;
 
 extern "C" {
     /// End of .bss/.data (cortex-m-rt): the lowest address the stack could ever reach.
@@ -10,19 +26,45 @@ extern "C" {
     static _stack_start: u32;
 }
 
+/// `(guard start, stack top)`: the guard is `[start, start + GUARD)`, the stack may use the rest.
 fn bounds() -> (usize, usize) {
     // Only the addresses of the linker symbols are taken; nothing is read through them.
-    (core::ptr::addr_of!(__sheap) as usize, core::ptr::addr_of!(_stack_start) as usize)
+    let heap = core::ptr::addr_of!(__sheap) as usize;
+    (heap.next_multiple_of(GUARD), core::ptr::addr_of!(_stack_start) as usize)
 }
 
-/// Paints from the end of static data up to 256 bytes below the current stack pointer.
+/// The guard region's address range.
+pub fn guard() -> core::ops::Range<usize> {
+    let (start, _) = bounds();
+    start..start + GUARD
+}
+
+/// Makes the guard region inaccessible (MPU region 0; everything else keeps the default memory map).
+pub fn enable_guard() {
+    let start = guard().start as u32;
+    // RASR: XN (bit 28), AP = 0b000 no access (bits 26:24), SIZE (bits 5:1), ENABLE (bit 0).
+    let rasr = (1 << 28) | (GUARD_SIZE_FIELD << 1) | 1;
+    // SAFETY: region 0 covers only the guard bytes no code uses; PRIVDEFENA (bit 2) keeps the default
+    // map for everything else, so no other access changes. HardFault runs with the MPU off (HFNMIENA = 0).
+    unsafe {
+        let mpu = &*MPU::PTR;
+        mpu.rnr.write(0);
+        mpu.rbar.write(start);
+        mpu.rasr.write(rasr);
+        mpu.ctrl.write((1 << 2) | 1);
+    }
+    cortex_m::asm::dsb();
+    cortex_m::asm::isb();
+}
+
+/// Paints from above the guard up to 256 bytes below the current stack pointer.
 #[inline(never)]
 pub fn paint() {
-    let (low, _) = bounds();
+    let low = guard().end;
     let sp = cortex_m::register::msp::read() as usize - 256;
     let mut addr = low;
     while addr < sp {
-        // SAFETY: [low, sp) is RAM no one uses yet: above all statics, below the live stack.
+        // SAFETY: [low, sp) is RAM no one uses yet: above all statics and the guard, below the live stack.
         unsafe { core::ptr::write_volatile(addr as *mut u32, PAINT) };
         addr += 4;
     }
@@ -30,11 +72,54 @@ pub fn paint() {
 
 /// Bytes of stack used so far at most.
 pub fn high_water() -> usize {
-    let (low, top) = bounds();
-    let mut addr = low;
-    // SAFETY: reads words of RAM between the statics and the stack top, all mapped.
+    let (_, top) = bounds();
+    let mut addr = guard().end;
+    // SAFETY: reads words of RAM between the guard and the stack top, all mapped and accessible.
     while addr < top && unsafe { core::ptr::read_volatile(addr as *const u32) } == PAINT {
         addr += 4;
     }
     top - addr
+}
+
+/// Recurses with a large frame until the stack hits the guard (the `stack-overflow-demo` feature).
+#[cfg(feature = "stack-overflow-demo")]
+#[inline(never)]
+#[allow(unconditional_recursion)]
+pub fn overflow(depth: u32) -> u32 {
+    let frame = core::hint::black_box([depth; 64]);
+    frame[(depth % 64) as usize] + overflow(depth + 1)
+}
+
+// HardFault: switch to a fresh stack first (the old one may sit in the guard, where any push faults
+// again), then report from Rust. Replaces cortex-m-rt's `HardFault` (its default is `PROVIDE`d).
+core::arch::global_asm!(
+    ".section .HardFault.user, \"ax\"",
+    ".global HardFault",
+    ".type HardFault,%function",
+    ".thumb_func",
+    "HardFault:",
+    "    mrs r0, MSP",
+    "    ldr r1, =_stack_start",
+    "    msr MSP, r1",
+    "    b {report}",
+    report = sym hard_fault_report,
+);
+
+/// Says what faulted and exits non-zero. `sp` is the stack pointer at the fault.
+extern "C" fn hard_fault_report(sp: u32) -> ! {
+    // SAFETY: reads of the System Control Block's fault status and address registers.
+    let (cfsr, mmfar) =
+        unsafe { ((*cortex_m::peripheral::SCB::PTR).cfsr.read(), core::ptr::read_volatile(0xE000_ED34 as *const u32)) };
+    let guard = guard();
+    let mm_address_valid = cfsr & (1 << 7) != 0;
+    let in_guard = |a: usize| a + 64 >= guard.start && a < guard.end + 64;
+    if in_guard(sp as usize) || (mm_address_valid && guard.contains(&(mmfar as usize))) {
+        defmt::error!("stack overflow: the stack reached its guard at {=usize:08x} (sp {=u32:08x})", guard.start, sp);
+    } else {
+        defmt::error!("HardFault: CFSR {=u32:08x}, sp {=u32:08x}", cfsr, sp);
+    }
+    cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
 }

@@ -4,7 +4,7 @@
 #                             training figures of the last real-data run in runs/captcha_images_v2 (or of
 #                             the committed models/captcha_images_v2)
 #   tools/bench.sh --train    also trains on ../shared/data/captcha_images_v2 first (about 5 minutes)
-# Writes the table to stdout and to bench-report.md.
+# Writes the table to stdout and to runs/bench-report.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -22,7 +22,8 @@ echo "== firmware in QEMU =="
 fwlog=$(mktemp)
 bash tools/firmware.sh test | tee "$fwlog"
 
-python3 - "$fwlog" <<'PY' | tee bench-report.md
+mkdir -p runs
+python3 - "$fwlog" <<'PY' | tee runs/bench-report.md
 import json, os, re, sys
 log = open(sys.argv[1]).read()
 def crit(name):

@@ -206,8 +206,14 @@ pub fn predict(model: &Path, images: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf,
 
 /// `generate`: writes `count` synthetic captchas as `LABEL.png` into `out` (a repeated label gets `_N`),
 /// and optionally a contact sheet of the first ones to `sheet` (outside `out`, which must hold only data).
-pub fn generate(count: usize, seed: u64, out: &Path, sheet: Option<&Path>) -> anyhow::Result<()> {
-    let data = data::synthetic(captcha_synth::Config::default(), seed, 0, count)?;
+pub fn generate(
+    config: captcha_synth::Config<'_>,
+    count: usize,
+    seed: u64,
+    out: &Path,
+    sheet: Option<&Path>,
+) -> anyhow::Result<()> {
+    let data = data::synthetic(config, seed, 0, count)?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let bar = indicatif::ProgressBar::new(count as u64);
     let mut seen = std::collections::HashMap::<&str, usize>::new();
@@ -246,4 +252,30 @@ pub fn check_out_dir(out: &Path) -> anyhow::Result<()> {
         bail!("{}: exists and is not a folder", out.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_writes_labels_of_the_requested_alphabet_and_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = captcha_synth::Config {
+            alphabet: "abcdefghijklmnopqrstuvwxyz0123456789",
+            min_len: 4,
+            max_len: 6,
+            width: 160,
+            height: 40,
+            ..captcha_synth::Config::default()
+        };
+        generate(config, 60, 3, dir.path(), None).unwrap();
+        let rules = LabelRules::default();
+        let (data, _) = data::load_dir(dir.path(), None, &rules, OnBad::Fail).unwrap();
+        assert_eq!(data.len(), 60);
+        assert_eq!((data.width, data.height), (160, 40));
+        let lengths: std::collections::BTreeSet<usize> = data.labels.iter().map(|l| l.len()).collect();
+        assert_eq!(lengths.into_iter().collect::<Vec<_>>(), [4, 5, 6]);
+        assert!(data.labels.iter().flat_map(|l| l.chars()).all(|c| config.alphabet.contains(c)));
+    }
 }

@@ -60,6 +60,19 @@ enum Command {
         /// Also draw a contact sheet of the first 24 captchas to this PNG (keep it outside --out).
         #[arg(long)]
         sheet: Option<PathBuf>,
+        /// Characters to draw labels from (printable ASCII; `_`, `.`, `/` and `\\` cannot go in file names).
+        #[arg(long, default_value = captcha_synth::DEFAULT_ALPHABET)]
+        alphabet: String,
+        /// Shortest label.
+        #[arg(long, default_value_t = 5)]
+        min_len: u8,
+        /// Longest label (each captcha's length is drawn uniformly from min..=max).
+        #[arg(long, default_value_t = 5)]
+        max_len: u8,
+        #[arg(long, default_value_t = 200)]
+        width: u16,
+        #[arg(long, default_value_t = 50)]
+        height: u16,
     },
     /// Write the int8 model file (post-training quantization, calibrated on training-like images).
     Quantize {
@@ -214,7 +227,20 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 println!("{}\t{text}", path.display());
             }
         }
-        Command::Generate { count, out, seed, sheet } => commands::generate(count, seed, &out, sheet.as_deref())?,
+        Command::Generate { count, out, seed, sheet, alphabet, min_len, max_len, width, height } => {
+            if let Some(c) = alphabet.chars().find(|c| matches!(c, '_' | '.' | '/' | '\\')) {
+                anyhow::bail!("--alphabet: {c:?} cannot be part of a LABEL.png file name");
+            }
+            let config = captcha_synth::Config {
+                alphabet: &alphabet,
+                min_len,
+                max_len,
+                width,
+                height,
+                ..captcha_synth::Config::default()
+            };
+            commands::generate(config, count, seed, &out, sheet.as_deref())?
+        }
         Command::Quantize { weights, data, out } => {
             let out = out.unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());
             let source = data.map_or(Source::Synthetic { count: 256 }, Source::Folder);

@@ -20,6 +20,7 @@ fn core_infer_f32_matches_tch_on_synthetic_and_real_images() {
     let bytes = Weights::from_tch(&model).unwrap().to_crnn_f32().unwrap();
     let runtime = core_infer::Model::parse(&bytes).unwrap();
     let mut scratch = vec![0u8; runtime.scratch_bytes()];
+    eprintln!("f32 model file: {} bytes, scratch {} bytes", bytes.len(), runtime.scratch_bytes());
     let codec = Codec::new(&model.spec.alphabet);
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
     let max_len = usize::from(model.spec.max_label_len);

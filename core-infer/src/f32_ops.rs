@@ -75,11 +75,14 @@ impl Mac for LinearF32<'_> {
     fn outputs(&self) -> usize {
         self.outputs
     }
+    fn pad(&self) -> f32 {
+        0.0
+    }
     fn init(&self, o: usize) -> f32 {
         self.b.get(o)
     }
-    fn mac(&self, acc: f32, o: usize, seg: usize, x: &[f32]) -> f32 {
-        acc + self.w.dot((o * self.segments + seg) * self.segment_len, x)
+    fn mac(&self, acc: f32, o: usize, x: &[f32]) -> f32 {
+        acc + self.w.dot(o * self.segments * self.segment_len, x)
     }
     fn finish(&self, _o: usize, acc: f32) -> f32 {
         if self.relu {

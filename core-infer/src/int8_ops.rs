@@ -132,8 +132,8 @@ impl<'a> LinearI8<'a> {
     }
 }
 
-/// `Σ w · (x − zp)` over a segment, in i32 (at most 2^16 products of 2^8 · 2^8: no overflow for the
-/// sizes the parser accepts).
+/// `Σ w · (x − zp)` in i32. Each product is below 2^15 in magnitude; sums of up to 2^16 of them (the
+/// longest rows the parser accepts) cannot overflow.
 #[inline]
 fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
     w.iter().zip(x).map(|(&w, &x)| i32::from(w as i8) * (i32::from(x) - zp)).sum()
@@ -148,12 +148,15 @@ impl Mac for LinearI8<'_> {
     fn outputs(&self) -> usize {
         self.outputs
     }
+    fn pad(&self) -> i8 {
+        self.zp_in as i8 // checked to be in -128..=127 at load
+    }
     fn init(&self, o: usize) -> i32 {
         self.b.get(o)
     }
-    fn mac(&self, acc: i32, o: usize, seg: usize, x: &[i8]) -> i32 {
-        let start = (o * self.segments + seg) * self.segment_len;
-        let w = self.w.get(start..start + self.segment_len).unwrap_or(&[]);
+    fn mac(&self, acc: i32, o: usize, x: &[i8]) -> i32 {
+        let len = self.segments * self.segment_len;
+        let w = self.w.get(o * len..(o + 1) * len).unwrap_or(&[]);
         acc.wrapping_add(dot_i8(w, x, self.zp_in))
     }
     fn finish(&self, o: usize, acc: i32) -> i8 {

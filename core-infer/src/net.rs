@@ -61,33 +61,42 @@ pub trait Mac {
     fn segment_len(&self) -> usize;
     /// Outputs (channels or units); never zero for a loaded layer.
     fn outputs(&self) -> usize;
+    /// The activation that contributes nothing (0, or the int8 input zero point): the conv's padding.
+    fn pad(&self) -> Self::Act;
     /// The accumulator of output `o`, holding its bias.
     fn init(&self, o: usize) -> Self::Acc;
-    /// Adds the dot product of output `o`'s weight segment `seg` with `x` (`segment_len` values).
-    fn mac(&self, acc: Self::Acc, o: usize, seg: usize, x: &[Self::Act]) -> Self::Acc;
+    /// Adds the dot product of output `o`'s weights (all its segments, in order) with `x`.
+    fn mac(&self, acc: Self::Acc, o: usize, x: &[Self::Act]) -> Self::Acc;
     /// Output `o`'s activation from its accumulator (ReLU, requantization).
     fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
 }
 
+/// Elements of [`conv3x3`]'s patch buffer for a layer with `cin` input channels.
+pub const fn patch_len(cin: usize) -> usize {
+    9 * cin
+}
+
 /// 3×3 'same' convolution of one output column. `cols` are the input columns x-1, x, x+1 (`None` outside
-/// the image: zero padding), each `rows_in × C_in`; `out` is `rows_out × C_out`, `rows_out ≤ rows_in`.
+/// the image: padding), each `rows_in × C_in`; `out` is `rows_out × C_out`, `rows_out ≤ rows_in`.
 /// Weight segment `ky * 3 + kx` of output `o` multiplies input row `y + ky - 1` of column `x + kx - 1`.
-pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], out: &mut [M::Act]) {
+/// For each output row the 3×3×C_in input patch is gathered once into `patch` ([`patch_len`] values),
+/// in segment order, so every output channel is one contiguous dot product over it.
+pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], patch: &mut [M::Act], out: &mut [M::Act]) {
     let (cin, cout) = (layer.segment_len(), layer.outputs().max(1));
+    let Some(patch) = patch.get_mut(..patch_len(cin)) else { return };
     for (y, out_row) in out.chunks_exact_mut(cout).enumerate() {
-        for (o, v) in out_row.iter_mut().enumerate() {
-            let mut acc = layer.init(o);
-            for ky in 0..3 {
-                let Some(iy) = (y + ky).checked_sub(1) else {
-                    continue;
-                };
-                for (kx, col) in cols.iter().enumerate() {
-                    if let Some(x) = col.and_then(|col| col.get(iy * cin..(iy + 1) * cin)) {
-                        acc = layer.mac(acc, o, ky * 3 + kx, x);
-                    }
-                }
+        for (seg, tap) in patch.chunks_exact_mut(cin.max(1)).enumerate() {
+            let (ky, kx) = (seg / 3, seg % 3);
+            let src = (y + ky).checked_sub(1).and_then(|iy| {
+                cols.get(kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
+            });
+            match src {
+                Some(src) => tap.copy_from_slice(src),
+                None => tap.fill(layer.pad()),
             }
-            *v = layer.finish(o, acc);
+        }
+        for (o, v) in out_row.iter_mut().enumerate() {
+            *v = layer.finish(o, layer.mac(layer.init(o), o, patch));
         }
     }
 }
@@ -95,7 +104,7 @@ pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], out: &mut [M::Ac
 /// `out = finish(W x + b)` for a dense layer (one weight segment per output).
 pub fn dense<M: Mac>(layer: &M, x: &[M::Act], out: &mut [M::Act]) {
     for (o, v) in out.iter_mut().enumerate() {
-        *v = layer.finish(o, layer.mac(layer.init(o), o, 0, x));
+        *v = layer.finish(o, layer.mac(layer.init(o), o, x));
     }
 }
 
@@ -154,14 +163,19 @@ impl Layout {
         Ok(l)
     }
 
-    /// Elements of the conv front-end's buffers: 3 input columns, 2 conv1 columns, a ring of 4 pool1
-    /// columns, 2 conv2 columns and one pooled feature column. Only this much of the conv maps is ever held.
+    /// Elements of the conv front-end's buffers: the convs' patch, 3 input columns, 2 conv1 columns, a ring
+    /// of 4 pool1 columns, 2 conv2 columns and one pooled feature column. Only this much of the conv maps is
+    /// ever held.
     fn front_end(&self) -> usize {
-        3 * self.h
+        self.patch() + 3 * self.h
             + 2 * (2 * self.h1) * self.c1
             + 4 * self.h1 * self.c1
             + 2 * (2 * self.h2) * self.c2
             + self.h2 * self.c2
+    }
+    /// The conv patch: conv1 has one input channel, conv2 has C1.
+    fn patch(&self) -> usize {
+        patch_len(self.c1.max(1))
     }
     /// Sequence buffer A: dense1's output, later LSTM2's.
     fn seq_a(&self) -> usize {
@@ -235,7 +249,8 @@ fn front_end<K: Kernels>(
     work: &mut [K::Act],
     out: &mut [K::Act],
 ) -> Result<(), Error> {
-    let (input, rest) = work.split_at_mut_checked(3 * l.h).ok_or(Error::ScratchTooSmall)?;
+    let (patch, rest) = work.split_at_mut_checked(l.patch()).ok_or(Error::ScratchTooSmall)?;
+    let (input, rest) = rest.split_at_mut_checked(3 * l.h).ok_or(Error::ScratchTooSmall)?;
     let conv1_col = 2 * l.h1 * l.c1;
     let (conv1_out, rest) = rest.split_at_mut_checked(2 * conv1_col).ok_or(Error::ScratchTooSmall)?;
     let pool1_col = l.h1 * l.c1;
@@ -251,7 +266,7 @@ fn front_end<K: Kernels>(
         let newest = (2 * t + 2).min(l.w1 - 1);
         while next_pool1 <= newest {
             let slot = ring.chunks_exact_mut(pool1_col).nth(next_pool1 % 4).ok_or(Error::ScratchTooSmall)?;
-            pool1_column(net, l, pixels, next_pool1, input, conv1_out, slot)?;
+            pool1_column(net, l, pixels, next_pool1, input, patch, conv1_out, slot)?;
             next_pool1 += 1;
         }
         for (j, conv2_x) in conv2_out.chunks_exact_mut(conv2_col).enumerate() {
@@ -260,7 +275,7 @@ fn front_end<K: Kernels>(
                 let p = (x + dx).checked_sub(1).filter(|&p| p < l.w1)?;
                 ring.chunks_exact(pool1_col).nth(p % 4)
             };
-            conv3x3(&net.conv2, [col(0), col(1), col(2)], conv2_x);
+            conv3x3(&net.conv2, [col(0), col(1), col(2)], patch, conv2_x);
         }
         let (a, b) = conv2_out.split_at_checked(conv2_col).ok_or(Error::ScratchTooSmall)?;
         max_pool(a, b, l.c2, feature);
@@ -270,12 +285,14 @@ fn front_end<K: Kernels>(
 }
 
 /// Computes pool1 column `p` into `out` (`h1 × C1`) from conv1 columns 2p and 2p+1.
+#[allow(clippy::too_many_arguments)]
 fn pool1_column<K: Kernels>(
     net: &Net<'_, K>,
     l: &Layout,
     pixels: &[u8],
     p: usize,
     input: &mut [K::Act],
+    patch: &mut [K::Act],
     conv1_out: &mut [K::Act],
     out: &mut [K::Act],
 ) -> Result<(), Error> {
@@ -296,7 +313,7 @@ fn pool1_column<K: Kernels>(
         let mut cols = input.chunks_exact(l.h);
         let mut next = |present: bool| cols.next().filter(|_| present);
         let cols = [next(present[0]), next(present[1]), next(present[2])];
-        conv3x3(&net.conv1, cols, conv_x);
+        conv3x3(&net.conv1, cols, patch, conv_x);
     }
     let (a, b) = conv1_out.split_at_checked(conv1_col).ok_or(Error::ScratchTooSmall)?;
     max_pool(a, b, l.c1, out);

@@ -134,9 +134,99 @@ impl<'a> LinearI8<'a> {
 
 /// `Σ w · (x − zp)` in i32. Each product is below 2^15 in magnitude; sums of up to 2^16 of them (the
 /// longest rows the parser accepts) cannot overflow.
+/// `Σ w · (x − zp)`: the DSP kernel with the `dsp` feature on Arm, else [`dot_i8_portable`].
 #[inline]
-fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
+pub fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    return dsp::dot_i8(w, x, zp);
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    return dot_i8_portable(w, x, zp);
+}
+
+/// The portable kernel: the reference every target computes bit for bit.
+#[inline]
+pub fn dot_i8_portable(w: &[u8], x: &[i8], zp: i32) -> i32 {
     w.iter().zip(x).map(|(&w, &x)| i32::from(w as i8) * (i32::from(x) - zp)).sum()
+}
+
+/// Cortex-M4/M7 (Armv7E-M) kernels with the DSP extension: SXTB16 widens two bytes to two i16 halves,
+/// SSUB16 subtracts the zero point from both, SMLAD multiplies both pairs and adds them to the
+/// accumulator: four multiply-accumulates in ten instructions instead of about twenty. The arithmetic is
+/// exact integer arithmetic (each `x − zp` fits an i16, sums stay far below 2^31), so results equal
+/// [`dot_i8_portable`]'s bit for bit; the firmware's expected-output diff checks it on every run.
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+#[allow(unsafe_code)]
+mod dsp {
+    use core::arch::asm;
+
+    /// Bytes 0 and 2 of `v`, sign-extended to the two i16 halves.
+    #[inline(always)]
+    fn sxtb16(v: u32) -> u32 {
+        let r: u32;
+        // SAFETY: register-only instruction (Armv7E-M DSP), no memory, no flags.
+        unsafe {
+            asm!("sxtb16 {r}, {v}", r = lateout(reg) r, v = in(reg) v, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// Bytes 1 and 3 of `v`, sign-extended to the two i16 halves.
+    #[inline(always)]
+    fn sxtb16_ror8(v: u32) -> u32 {
+        let r: u32;
+        // SAFETY: as above.
+        unsafe {
+            asm!("sxtb16 {r}, {v}, ror #8", r = lateout(reg) r, v = in(reg) v, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// Both i16 halves of `a` minus those of `b`.
+    #[inline(always)]
+    fn ssub16(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: register-only; SSUB16 sets the GE flags, which no Rust code reads.
+        unsafe {
+            asm!("ssub16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
+        };
+        r
+    }
+
+    /// `acc + a.lo · b.lo + a.hi · b.hi` (i16 halves).
+    #[inline(always)]
+    fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: register-only; SMLAD may set the Q flag, which no Rust code reads.
+        unsafe {
+            asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc,
+                 options(pure, nomem, nostack))
+        };
+        r
+    }
+
+    pub fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
+        let x: &[u8] = bytemuck::cast_slice(x);
+        let zp2 = (zp as u32 & 0xFFFF) | ((zp as u32) << 16);
+        let word = |b: &[u8]| b.try_into().map_or(0, u32::from_le_bytes);
+        let four = |acc: i32, w: u32, x: u32| {
+            let acc = smlad(sxtb16(w), ssub16(sxtb16(x), zp2), acc);
+            smlad(sxtb16_ror8(w), ssub16(sxtb16_ror8(x), zp2), acc)
+        };
+        // Eight bytes per iteration halves the loop overhead.
+        let (mut w8, mut x8) = (w.chunks_exact(8), x.chunks_exact(8));
+        let mut acc = 0i32;
+        for (w, x) in (&mut w8).zip(&mut x8) {
+            let (w_lo, w_hi) = w.split_at(4);
+            let (x_lo, x_hi) = x.split_at(4);
+            acc = four(acc, word(w_lo), word(x_lo));
+            acc = four(acc, word(w_hi), word(x_hi));
+        }
+        let (mut w4, mut x4) = (w8.remainder().chunks_exact(4), x8.remainder().chunks_exact(4));
+        for (w, x) in (&mut w4).zip(&mut x4) {
+            acc = four(acc, word(w), word(x));
+        }
+        acc + super::dot_i8_portable(w4.remainder(), bytemuck::cast_slice(x4.remainder()), zp)
+    }
 }
 
 impl Mac for LinearI8<'_> {

@@ -87,9 +87,9 @@ pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], patch: &mut [M::
     for (y, out_row) in out.chunks_exact_mut(cout).enumerate() {
         for (seg, tap) in patch.chunks_exact_mut(cin.max(1)).enumerate() {
             let (ky, kx) = (seg / 3, seg % 3);
-            let src = (y + ky).checked_sub(1).and_then(|iy| {
-                cols.get(kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
-            });
+            let src = (y + ky)
+                .checked_sub(1)
+                .and_then(|iy| cols.get(kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin)));
             match src {
                 Some(src) => tap.copy_from_slice(src),
                 None => tap.fill(layer.pad()),
@@ -167,7 +167,8 @@ impl Layout {
     /// of 4 pool1 columns, 2 conv2 columns and one pooled feature column. Only this much of the conv maps is
     /// ever held.
     fn front_end(&self) -> usize {
-        self.patch() + 3 * self.h
+        self.patch()
+            + 3 * self.h
             + 2 * (2 * self.h1) * self.c1
             + 4 * self.h1 * self.c1
             + 2 * (2 * self.h2) * self.c2

@@ -53,6 +53,33 @@ fn fingerprint(scores: &[i8]) -> u32 {
     scores.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193))
 }
 
+/// The int8 dot product this build uses (the DSP kernel) against the portable reference, on
+/// pseudo-random data of every length 0..=300 and zero points across the int8 range. Returns the first
+/// failing case.
+fn kernel_self_test() -> Option<usize> {
+    use core_infer::int8_ops::{dot_i8, dot_i8_portable};
+    let mut state = 0x2545_f491u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state as u8
+    };
+    let mut w = [0u8; 300];
+    let mut x = [0i8; 300];
+    for len in 0..=300 {
+        for (wi, xi) in w.iter_mut().zip(x.iter_mut()) {
+            (*wi, *xi) = (next(), next() as i8);
+        }
+        let zp = i32::from(next() as i8);
+        let (w, x) = (w.get(..len)?, x.get(..len)?);
+        if dot_i8(w, x, zp) != dot_i8_portable(w, x, zp) {
+            return Some(len);
+        }
+    }
+    None
+}
+
 fn run() -> bool {
     let scratch = cortex_m::singleton!(: [u8; SCRATCH_BYTES] = [0; SCRATCH_BYTES]);
     let Some(scratch) = scratch else { return false };
@@ -66,6 +93,10 @@ fn run() -> bool {
     let need = model.scratch_bytes();
     if need > SCRATCH_BYTES {
         defmt::error!("model needs {=usize} bytes of scratch, this build has {=usize}", need, SCRATCH_BYTES);
+        return false;
+    }
+    if let Some(n) = kernel_self_test() {
+        defmt::error!("int8 dot kernel differs from the portable one at case {=usize}", n);
         return false;
     }
     let arch = *model.arch();

@@ -126,7 +126,8 @@ fn run() -> bool {
         defmt::info!("test {=usize}: label {=str} read {=str} scores {=u32:08x}", i, label, text.as_str(), fp);
         defmt::info!("time: {=u64} instructions", dt);
         if i == 0 {
-            picture::write(img, w, h, text.as_str());
+            // The scratch is free again: the picture borrows it as its framebuffer.
+            picture::write(img, w, h, text.as_str(), &mut scratch[..]);
         }
     }
     // (b) captchas drawn here, by the same generator the trainer uses

@@ -11,15 +11,16 @@ use embedded_graphics::{
 const W: usize = 200;
 const H: usize = 64;
 
-struct Frame([u8; W * H]);
+/// The framebuffer, borrowed from memory the caller has free (the network's scratch, between inferences).
+struct Frame<'b>(&'b mut [u8]);
 
-impl OriginDimensions for Frame {
+impl OriginDimensions for Frame<'_> {
     fn size(&self) -> Size {
         Size::new(W as u32, H as u32)
     }
 }
 
-impl DrawTarget for Frame {
+impl DrawTarget for Frame<'_> {
     type Color = Gray8;
     type Error = core::convert::Infallible;
     fn draw_iter<I: IntoIterator<Item = Pixel<Gray8>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
@@ -34,13 +35,15 @@ impl DrawTarget for Frame {
     }
 }
 
-/// Draws `image` (`w × h`, at most 200 × 50) with `text` under it and writes `device-view.pgm`.
-pub fn write(image: &[u8], w: usize, h: usize, text: &str) {
-    let frame = cortex_m::singleton!(: Frame = Frame([255; W * H]));
-    let Some(frame) = frame else { return };
-    for (y, row) in image.chunks_exact(w).take(h.min(50)).enumerate() {
-        for (x, &v) in row.iter().take(W).enumerate() {
-            frame.0[y * W + x] = v;
+/// Draws `image` (`w × h`, at most 200 × 50) with `text` under it and writes `device-view.pgm`, using
+/// `work` (at least 200 × 64 bytes) as the framebuffer; does nothing if it is smaller.
+pub fn write(image: &[u8], w: usize, h: usize, text: &str, work: &mut [u8]) {
+    let Some(buf) = work.get_mut(..W * H) else { return };
+    buf.fill(255);
+    let frame = &mut Frame(buf);
+    for (frame_row, row) in frame.0.chunks_exact_mut(W).zip(image.chunks_exact(w).take(h.min(50))) {
+        for (f, &v) in frame_row.iter_mut().zip(row) {
+            *f = v;
         }
     }
     let style = MonoTextStyle::new(&FONT_6X10, Gray8::BLACK);
@@ -52,7 +55,7 @@ pub fn write(image: &[u8], w: usize, h: usize, text: &str) {
     let mut header: heapless::String<32> = heapless::String::new();
     let _ = core::fmt::write(&mut header, format_args!("P5\n{W} {H}\n255\n"));
     if let Ok(file) = open(b"device-view.pgm\0") {
-        let ok = write_all(file, header.as_bytes()) && write_all(file, &frame.0);
+        let ok = write_all(file, header.as_bytes()) && write_all(file, frame.0);
         close(file);
         if ok {
             defmt::info!("wrote device-view.pgm ({=usize}x{=usize}): the first test image and what was read", W, H);
@@ -63,9 +66,18 @@ pub fn write(image: &[u8], w: usize, h: usize, text: &str) {
 fn open(name: &[u8]) -> Result<usize, ()> {
     // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length (without the NUL).
     let fd = unsafe {
-        cortex_m_semihosting::syscall!(OPEN, name.as_ptr(), cortex_m_semihosting::nr::open::W_TRUNC_BINARY, name.len() - 1)
+        cortex_m_semihosting::syscall!(
+            OPEN,
+            name.as_ptr(),
+            cortex_m_semihosting::nr::open::W_TRUNC_BINARY,
+            name.len() - 1
+        )
     };
-    if fd as isize == -1 { Err(()) } else { Ok(fd) }
+    if fd as isize == -1 {
+        Err(())
+    } else {
+        Ok(fd)
+    }
 }
 
 fn write_all(fd: usize, bytes: &[u8]) -> bool {

@@ -2,8 +2,9 @@
 # Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386).
 #   tools/firmware.sh run    build, run, show the decoded defmt log
 #   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` lines),
-#                            report ELF sizes, then check that a corrupted model and a stack overflow
-#                            (the stack-overflow-demo feature, caught by the MPU guard) make the run fail
+#                            report ELF sizes, then check that a corrupted model, a stack overflow (the
+#                            stack-overflow-demo feature, caught by the MPU guard) and too little scratch
+#                            (small-scratch-demo) each make the run fail with its message
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/firmware-example"
@@ -66,6 +67,14 @@ test)
         cat "$log"; echo "FAIL: the stack overflow demo failed, but not with the guard's message" >&2; exit 1
     fi
     echo "stack overflow caught as expected: $(grep -m1 'stack overflow' "$log")"
+    # Too little scratch for the model (the small-scratch-demo feature) must be refused with a message.
+    if CARGO_TARGET_DIR=target/small-scratch cargo_thumb run --release --features small-scratch-demo >"$log" 2>&1; then
+        cat "$log"; echo "FAIL: a build with too little scratch ran the model" >&2; exit 1
+    fi
+    if ! grep -q "bytes of scratch" "$log"; then
+        cat "$log"; echo "FAIL: the small-scratch build failed, but not with the scratch message" >&2; exit 1
+    fi
+    echo "too little scratch refused as expected: $(grep -m1 'bytes of scratch' "$log")"
     rm -f "$bad" "$log"
     ;;
 *) echo "usage: $0 [run|test]" >&2; exit 2 ;;

@@ -27,7 +27,8 @@ static IMAGES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/images.bin"));
 static LABELS: &str = include_str!(concat!(env!("OUT_DIR"), "/labels.txt"));
 
 /// Working memory of the network: the model reports what it needs; a larger model is refused.
-const SCRATCH_BYTES: usize = 24 * 1024;
+/// (The `small-scratch-demo` feature gives it too little, to show that the model is then refused.)
+const SCRATCH_BYTES: usize = if cfg!(feature = "small-scratch-demo") { 16 * 1024 } else { 24 * 1024 };
 /// Captchas drawn on the device: generator seed and count.
 const DRAW_SEED: u64 = 7;
 const DRAW_COUNT: u64 = 8;

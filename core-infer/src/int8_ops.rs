@@ -132,9 +132,9 @@ impl<'a> LinearI8<'a> {
     }
 }
 
-/// `Σ w · (x − zp)` in i32. Each product is below 2^15 in magnitude; sums of up to 2^16 of them (the
-/// longest rows the parser accepts) cannot overflow.
-/// `Σ w · (x − zp)`: the DSP kernel with the `dsp` feature on Arm, else [`dot_i8_portable`].
+/// `Σ w · (x − zp)` in i32: the DSP kernel with the `dsp` feature on Arm, else [`dot_i8_portable`].
+/// Each product is below 2^15 in magnitude, so rows of up to 2^16 values cannot overflow; longer rows
+/// (only a hostile model has them) wrap instead of panicking.
 #[inline]
 pub fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
@@ -146,14 +146,14 @@ pub fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
 /// The portable kernel: the reference every target computes bit for bit.
 #[inline]
 pub fn dot_i8_portable(w: &[u8], x: &[i8], zp: i32) -> i32 {
-    w.iter().zip(x).map(|(&w, &x)| i32::from(w as i8) * (i32::from(x) - zp)).sum()
+    w.iter().zip(x).map(|(&w, &x)| i32::from(w as i8) * (i32::from(x) - zp)).fold(0, i32::wrapping_add)
 }
 
 /// Cortex-M4/M7 (Armv7E-M) kernels with the DSP extension: SXTB16 widens two bytes to two i16 halves,
 /// SSUB16 subtracts the zero point from both, SMLAD multiplies both pairs and adds them to the
-/// accumulator: four multiply-accumulates in ten instructions instead of about twenty. The arithmetic is
-/// exact integer arithmetic (each `x − zp` fits an i16, sums stay far below 2^31), so results equal
-/// [`dot_i8_portable`]'s bit for bit; the firmware's expected-output diff checks it on every run.
+/// accumulator (306.1 M → 205.8 M instructions per inference of the seed's model). The arithmetic is
+/// exact integer arithmetic (each `x − zp` fits an i16), so results equal [`dot_i8_portable`]'s bit for
+/// bit: the firmware compares the two kernels at start-up and diffs its outputs against the host's.
 #[cfg(all(feature = "dsp", target_arch = "arm"))]
 #[allow(unsafe_code)]
 mod dsp {
@@ -225,7 +225,7 @@ mod dsp {
         for (w, x) in (&mut w4).zip(&mut x4) {
             acc = four(acc, word(w), word(x));
         }
-        acc + super::dot_i8_portable(w4.remainder(), bytemuck::cast_slice(x4.remainder()), zp)
+        acc.wrapping_add(super::dot_i8_portable(w4.remainder(), bytemuck::cast_slice(x4.remainder()), zp))
     }
 }
 

@@ -5,7 +5,7 @@
 //! lowest 2 KiB the stack could reach are an MPU region with no access: the first store into them
 //! faults, and the HardFault handler (below, on a fresh stack) reports a stack overflow and exits non-zero.
 //! A function whose frame exceeds the guard could step over it, so large buffers are statics here (the
-//! image being drawn, the picture, the scratch). The largest frames left are the parsed model's (a few
+//! scratch, which the picture borrows, and the image being drawn). The largest frames left are the parsed model's (a few
 //! KB, moved by value during `Model::parse`), taken near the top of the stack, far from the guard.
 //!
 //! The free RAM above the guard is painted with a pattern at start-up; the lowest word the stack

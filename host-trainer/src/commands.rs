@@ -213,6 +213,9 @@ pub fn generate(
     out: &Path,
     sheet: Option<&Path>,
 ) -> anyhow::Result<()> {
+    if let Some(c) = config.alphabet.chars().find(|c| matches!(c, '_' | '.' | '/' | '\\')) {
+        bail!("alphabet: {c:?} cannot be part of a LABEL.png file name");
+    }
     let data = data::synthetic(config, seed, 0, count)?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let bar = indicatif::ProgressBar::new(count as u64);

@@ -256,20 +256,12 @@ impl Codec {
     pub fn encode(&self, text: &str) -> Result<Vec<i64>, char> {
         text.chars().map(|c| self.chars.iter().position(|&a| a == c).map(|k| k as i64 + 1).ok_or(c)).collect()
     }
-    /// Greedy CTC decoding of a best path: collapse repeats, drop blanks, keep the first `max_len`
-    /// characters (as the seed's decoder and core-infer do).
+    /// Greedy CTC decoding of a best path with core-infer's collapse (repeats merged, blanks dropped), keeping
+    /// the first `max_len` characters, as the seed's decoder and core-infer do.
     pub fn decode_path(&self, path: &[i64], max_len: usize) -> String {
-        let mut out = String::new();
-        let mut prev = 0;
-        for &k in path {
-            if k != prev && k > 0 && out.chars().count() < max_len {
-                if let Some(&c) = self.chars.get(k as usize - 1) {
-                    out.push(c);
-                }
-            }
-            prev = k;
-        }
-        out
+        let mut classes = Vec::new();
+        core_infer::ctc::collapse(path.iter().map(|&k| usize::try_from(k).unwrap_or(0)), |k| classes.push(k));
+        classes.iter().take(max_len).filter_map(|&k| self.chars.get(k - 1)).collect()
     }
 }
 

@@ -68,21 +68,34 @@ impl<'a> LinearF32<'a> {
 
 impl Mac for LinearF32<'_> {
     type Act = f32;
+    type In = f32;
     type Acc = f32;
+    const LANES: [usize; 4] = [0, 1, 2, 3];
     fn segment_len(&self) -> usize {
         self.segment_len
     }
     fn outputs(&self) -> usize {
         self.outputs
     }
-    fn pad(&self) -> f32 {
-        0.0
+    fn input(&self, x: f32) -> f32 {
+        x
     }
     fn init(&self, o: usize) -> f32 {
         self.b.get(o)
     }
-    fn mac(&self, acc: f32, o: usize, x: &[f32]) -> f32 {
-        acc + self.w.dot(o * self.segments * self.segment_len, x)
+    fn mac_block(&self, o: usize, block: &[f32], acc: &mut [f32]) {
+        let len = self.segments * self.segment_len;
+        let row = self.w.0.get(4 * o * len..4 * (o + 1) * len).unwrap_or(&[]);
+        let cols = acc.len().max(1);
+        for (w, x) in row.chunks(16).zip(block.chunks_exact(4 * cols)) {
+            let mut w4 = [0f32; 4];
+            for (v, b) in w4.iter_mut().zip(w.chunks_exact(4)) {
+                *v = b.try_into().map_or(0.0, f32::from_le_bytes);
+            }
+            for (a, x) in acc.iter_mut().zip(x.chunks_exact(4)) {
+                *a += (w4[0] * x[0] + w4[1] * x[1]) + (w4[2] * x[2] + w4[3] * x[3]);
+            }
+        }
     }
     fn finish(&self, _o: usize, acc: f32) -> f32 {
         if self.relu {
@@ -93,7 +106,6 @@ impl Mac for LinearF32<'_> {
     }
 }
 
-/// One LSTM direction: `w_ih [4L, In]`, `w_hh [4L, L]`, folded bias `[4L]`, gates i, f, g, o.
 pub struct LstmF32<'a> {
     w_ih: F32s<'a>,
     w_hh: F32s<'a>,
@@ -124,6 +136,7 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 
 impl Kernels for F32 {
     type Act = f32;
+    type In = f32;
     type Cell = f32;
     type Gate = f32;
     type Conv<'a> = LinearF32<'a>;
@@ -147,7 +160,7 @@ impl Kernels for F32 {
         f32::from(p) / 255.0
     }
 
-    fn lstm_step(l: &LstmF32<'_>, x: &[f32], h: &mut [f32], c: &mut [f32], gates: &mut [f32]) {
+    fn lstm_step(l: &LstmF32<'_>, x: &[f32], h: &mut [f32], c: &mut [f32], gates: &mut [f32], _block: &mut [f32]) {
         for (r, g) in gates.iter_mut().enumerate() {
             *g = l.b.get(r) + l.w_ih.dot(r * l.n_in, x) + l.w_hh.dot(r * l.hidden, h);
         }

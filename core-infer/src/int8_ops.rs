@@ -22,6 +22,7 @@
 //! | `lut.sigmoid`, `lut.tanh` | i16 `[513]` | Q15 values at −8 + k/32 |
 //! | `scores.scale` | f32 `[1]` | dense2's output scale, only to dequantize scores for people and tests |
 
+use crate::block::{block_len, put, zero_tail};
 use crate::format::{Arch, DType, ModelFile};
 use crate::net::{Kernels, Mac, Net};
 use crate::Error;
@@ -132,129 +133,190 @@ impl<'a> LinearI8<'a> {
     }
 }
 
-/// `Σ w · (x − zp)` in i32: the DSP kernel with the `dsp` feature on Arm, else [`dot_i8_portable`].
-/// Each product is below 2^15 in magnitude, so rows of up to 2^16 values cannot overflow; longer rows
-/// (only a hostile model has them) wrap instead of panicking.
+/// Where input `j` of a group of four sits in an int8 [block](crate::block): SXTB16 splits a weight
+/// word into its bytes 0 and 2 (one register) and 1 and 3 (another), so the inputs are stored in that order.
+pub const LANES: [usize; 4] = [0, 2, 1, 3];
+
+/// `acc[c] += Σ_k w[k] · x_c[k]` over one weight row of `k` int8 weights, for each column `c` of
+/// `block` (`acc.len()` columns of `x − zp` in i16). `w` starts at the row and may run on to the end
+/// of its tensor: a kernel may then read the row's last group whole, whose extra weights meet the
+/// block's zero padding. The DSP kernel with the `dsp` feature on Arm, else [`dot_block_portable`];
+/// both wrap (never panic) on sums beyond i32, which only a hostile model's rows can reach.
 #[inline]
-pub fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
+pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
-    return dsp::dot_i8(w, x, zp);
+    let done = dsp::dot_block(w, k, block, acc);
     #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
-    return dot_i8_portable(w, x, zp);
+    let done = 0;
+    portable_groups(w, k, block, acc, done);
 }
 
-/// The portable kernel: the reference every target computes bit for bit. `zp` is an int8 zero point
-/// (−128..=127; the loaders check it).
+/// The portable kernel: the reference every target computes bit for bit.
+pub fn dot_block_portable(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) {
+    portable_groups(w, k, block, acc, 0);
+}
+
+/// [`dot_block_portable`] from group `g0` on.
 #[inline]
-pub fn dot_i8_portable(w: &[u8], x: &[i8], zp: i32) -> i32 {
-    // x − zp fits an i16 (zp is an int8 zero point), so this is a product of two i16: the form x86's
-    // PMADDWD and Arm's SMLAD compute; compilers vectorize it.
-    let zp = zp as i16;
-    w.iter()
-        .zip(x)
-        .map(|(&w, &x)| i32::from(i16::from(w as i8)) * i32::from(i16::from(x).wrapping_sub(zp)))
-        .fold(0, i32::wrapping_add)
+fn portable_groups(w: &[u8], k: usize, block: &[i16], acc: &mut [i32], g0: usize) {
+    let cols = acc.len().max(1);
+    let row = w.get(4 * g0..k.max(4 * g0)).unwrap_or(&[]);
+    let xs = block.get(4 * g0 * cols..).unwrap_or(&[]);
+    for (wg, xg) in row.chunks(4).zip(xs.chunks_exact(4 * cols)) {
+        for (a, x) in acc.iter_mut().zip(xg.chunks_exact(4)) {
+            let mut sum = 0i32;
+            for (&wj, &lane) in wg.iter().zip(&LANES) {
+                sum += i32::from(wj as i8) * i32::from(x.get(lane).copied().unwrap_or(0));
+            }
+            *a = a.wrapping_add(sum);
+        }
+    }
 }
 
-/// Cortex-M4/M7 (Armv7E-M) kernels with the DSP extension: SXTB16 widens two bytes to two i16 halves,
-/// SSUB16 subtracts the zero point from both, SMLAD multiplies both pairs and adds them to the
-/// accumulator (306.1 M → 205.8 M instructions per inference of the seed's model). The arithmetic is
-/// exact integer arithmetic (each `x − zp` fits an i16), so results equal [`dot_i8_portable`]'s bit for
-/// bit: the firmware compares the two kernels at start-up and diffs its outputs against the host's.
+/// Cortex-M4/M7 (Armv7E-M) kernels with the DSP extension. Per group of four weights: one load of the
+/// weight word, two SXTB16 to split it into i16 pairs, then per column one LDRD of its four inputs and
+/// two SMLAD (two multiply-adds each). With four columns that is 15 instructions for 16 multiply-adds.
+/// The arithmetic is exact (wrapping) integer arithmetic, so results equal [`dot_block_portable`]'s
+/// bit for bit: the firmware compares the two kernels at start-up and diffs its outputs with the host's.
 #[cfg(all(feature = "dsp", target_arch = "arm"))]
 #[allow(unsafe_code)]
 mod dsp {
     use core::arch::asm;
 
-    /// Bytes 0 and 2 of `v`, sign-extended to the two i16 halves.
-    #[inline(always)]
-    fn sxtb16(v: u32) -> u32 {
-        let r: u32;
-        // SAFETY: register-only instruction (Armv7E-M DSP), no memory, no flags.
-        unsafe {
-            asm!("sxtb16 {r}, {v}", r = lateout(reg) r, v = in(reg) v, options(pure, nomem, nostack, preserves_flags))
-        };
-        r
-    }
-
-    /// Bytes 1 and 3 of `v`, sign-extended to the two i16 halves.
-    #[inline(always)]
-    fn sxtb16_ror8(v: u32) -> u32 {
-        let r: u32;
-        // SAFETY: as above.
-        unsafe {
-            asm!("sxtb16 {r}, {v}, ror #8", r = lateout(reg) r, v = in(reg) v, options(pure, nomem, nostack, preserves_flags))
-        };
-        r
-    }
-
-    /// Both i16 halves of `a` minus those of `b`.
-    #[inline(always)]
-    fn ssub16(a: u32, b: u32) -> u32 {
-        let r: u32;
-        // SAFETY: register-only; SSUB16 sets the GE flags, which no Rust code reads.
-        unsafe {
-            asm!("ssub16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
-        };
-        r
-    }
-
-    /// `acc + a.lo · b.lo + a.hi · b.hi` (i16 halves).
-    #[inline(always)]
-    fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: register-only; SMLAD may set the Q flag, which no Rust code reads.
-        unsafe {
-            asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc,
-                 options(pure, nomem, nostack))
-        };
-        r
-    }
-
-    pub fn dot_i8(w: &[u8], x: &[i8], zp: i32) -> i32 {
-        let x: &[u8] = bytemuck::cast_slice(x);
-        let zp2 = (zp as u32 & 0xFFFF) | ((zp as u32) << 16);
-        let word = |b: &[u8]| b.try_into().map_or(0, u32::from_le_bytes);
-        let four = |acc: i32, w: u32, x: u32| {
-            let acc = smlad(sxtb16(w), ssub16(sxtb16(x), zp2), acc);
-            smlad(sxtb16_ror8(w), ssub16(sxtb16_ror8(x), zp2), acc)
-        };
-        // Eight bytes per iteration halves the loop overhead.
-        let (mut w8, mut x8) = (w.chunks_exact(8), x.chunks_exact(8));
-        let mut acc = 0i32;
-        for (w, x) in (&mut w8).zip(&mut x8) {
-            let (w_lo, w_hi) = w.split_at(4);
-            let (x_lo, x_hi) = x.split_at(4);
-            acc = four(acc, word(w_lo), word(x_lo));
-            acc = four(acc, word(w_hi), word(x_hi));
+    /// Runs the whole groups it can and returns how many it ran (the caller finishes the rest).
+    pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) -> usize {
+        // LDRD needs word-aligned addresses.
+        if block.as_ptr() as usize % 4 != 0 {
+            return 0;
         }
-        let (mut w4, mut x4) = (w8.remainder().chunks_exact(4), x8.remainder().chunks_exact(4));
-        for (w, x) in (&mut w4).zip(&mut x4) {
-            acc = four(acc, word(w), word(x));
+        // The row's groups, its last one whole when the tensor holds the bytes; within the block.
+        let groups = if w.len() >= k.next_multiple_of(4) { k.div_ceil(4) } else { k / 4 };
+        match acc {
+            [a0, a1, a2, a3] => {
+                let groups = groups.min(block.len() / 16);
+                let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
+                let (mut c0, mut c1, mut c2, mut c3) = (*a0, *a1, *a2, *a3);
+                macro_rules! four_columns {
+                    ($n:expr, $body:literal) => {
+                        // SAFETY: reads 4 bytes of `w` and 32 bytes of `block` per group, for `$n` ≥ 1
+                        // iterations of `$body` groups, all within `groups` (checked above against both
+                        // slices); `block` is word-aligned. Registers only otherwise; flags are clobbered.
+                        unsafe {
+                            asm!(
+                                "2:",
+                                concat!(".rept ", $body),
+                                "ldr {w}, [{wp}], #4",
+                                "sxtb16 {t}, {w}",
+                                "sxtb16 {w}, {w}, ror #8",
+                                "ldrd {x0}, {x1}, [{xp}], #8",
+                                "smlad {c0}, {t}, {x0}, {c0}",
+                                "smlad {c0}, {w}, {x1}, {c0}",
+                                "ldrd {x0}, {x1}, [{xp}], #8",
+                                "smlad {c1}, {t}, {x0}, {c1}",
+                                "smlad {c1}, {w}, {x1}, {c1}",
+                                "ldrd {x0}, {x1}, [{xp}], #8",
+                                "smlad {c2}, {t}, {x0}, {c2}",
+                                "smlad {c2}, {w}, {x1}, {c2}",
+                                "ldrd {x0}, {x1}, [{xp}], #8",
+                                "smlad {c3}, {t}, {x0}, {c3}",
+                                "smlad {c3}, {w}, {x1}, {c3}",
+                                ".endr",
+                                "subs {n}, {n}, #1",
+                                "bne 2b",
+                                wp = inout(reg) wp,
+                                xp = inout(reg) xp,
+                                n = inout(reg) $n => _,
+                                c0 = inout(reg) c0,
+                                c1 = inout(reg) c1,
+                                c2 = inout(reg) c2,
+                                c3 = inout(reg) c3,
+                                w = out(reg) _,
+                                t = out(reg) _,
+                                x0 = out(reg) _,
+                                x1 = out(reg) _,
+                                options(nostack, readonly),
+                            )
+                        }
+                    };
+                }
+                if groups / 4 > 0 {
+                    four_columns!(groups / 4, "4");
+                }
+                if groups % 4 > 0 {
+                    four_columns!(groups % 4, "1");
+                }
+                let _ = (wp, xp); // advanced by the last run, not needed after it
+                (*a0, *a1, *a2, *a3) = (c0, c1, c2, c3);
+                groups
+            }
+            [a0] => {
+                let groups = groups.min(block.len() / 4);
+                let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
+                let mut c0 = *a0;
+                macro_rules! one_column {
+                    ($n:expr, $body:literal) => {
+                        // SAFETY: as above, with 8 bytes of `block` per group.
+                        unsafe {
+                            asm!(
+                                "2:",
+                                concat!(".rept ", $body),
+                                "ldr {w}, [{wp}], #4",
+                                "sxtb16 {t}, {w}",
+                                "sxtb16 {w}, {w}, ror #8",
+                                "ldrd {x0}, {x1}, [{xp}], #8",
+                                "smlad {c0}, {t}, {x0}, {c0}",
+                                "smlad {c0}, {w}, {x1}, {c0}",
+                                ".endr",
+                                "subs {n}, {n}, #1",
+                                "bne 2b",
+                                wp = inout(reg) wp,
+                                xp = inout(reg) xp,
+                                n = inout(reg) $n => _,
+                                c0 = inout(reg) c0,
+                                w = out(reg) _,
+                                t = out(reg) _,
+                                x0 = out(reg) _,
+                                x1 = out(reg) _,
+                                options(nostack, readonly),
+                            )
+                        }
+                    };
+                }
+                if groups / 4 > 0 {
+                    one_column!(groups / 4, "4");
+                }
+                if groups % 4 > 0 {
+                    one_column!(groups % 4, "1");
+                }
+                let _ = (wp, xp);
+                *a0 = c0;
+                groups
+            }
+            _ => 0,
         }
-        acc.wrapping_add(super::dot_i8_portable(w4.remainder(), bytemuck::cast_slice(x4.remainder()), zp))
     }
 }
 
 impl Mac for LinearI8<'_> {
     type Act = i8;
+    type In = i16;
     type Acc = i32;
+    const LANES: [usize; 4] = LANES;
     fn segment_len(&self) -> usize {
         self.segment_len
     }
     fn outputs(&self) -> usize {
         self.outputs
     }
-    fn pad(&self) -> i8 {
-        self.zp_in as i8 // checked to be in -128..=127 at load
+    fn input(&self, x: i8) -> i16 {
+        i16::from(x) - self.zp_in as i16 // zp_in checked to be in -128..=127 at load
     }
     fn init(&self, o: usize) -> i32 {
         self.b.get(o)
     }
-    fn mac(&self, acc: i32, o: usize, x: &[i8]) -> i32 {
+    fn mac_block(&self, o: usize, block: &[i16], acc: &mut [i32]) {
         let len = self.segments * self.segment_len;
-        let w = self.w.get(o * len..(o + 1) * len).unwrap_or(&[]);
-        acc.wrapping_add(dot_i8(w, x, self.zp_in))
+        dot_block(self.w.get(o * len..).unwrap_or(&[]), len, block, acc);
     }
     fn finish(&self, o: usize, acc: i32) -> i8 {
         let v = self.zp_out.saturating_add(requantize(acc, self.mult.get(o), self.shift.get(o)));
@@ -308,6 +370,7 @@ impl<'a> LstmI8<'a> {
 
 impl Kernels for I8 {
     type Act = i8;
+    type In = i16;
     type Cell = i16;
     type Gate = i32;
     type Conv<'a> = LinearI8<'a>;
@@ -335,13 +398,21 @@ impl Kernels for I8 {
         (i16::from(p) - 128) as i8
     }
 
-    fn lstm_step(l: &LstmI8<'_>, x: &[i8], h: &mut [i8], c: &mut [i16], gates: &mut [i32]) {
+    fn lstm_step(l: &LstmI8<'_>, x: &[i8], h: &mut [i8], c: &mut [i16], gates: &mut [i32], block: &mut [i16]) {
+        // The input and the previous state, widened once for all 4L gate rows.
+        let Some((xb, rest)) = block.split_at_mut_checked(block_len(l.n_in, 1)) else { return };
+        let Some(hb) = rest.get_mut(..block_len(l.hidden, 1)) else { return };
+        zero_tail(xb, 1, l.n_in, LANES);
+        put(xb, 1, 0, 0, x, LANES, |a| i16::from(a) - l.zp_in as i16);
+        zero_tail(hb, 1, l.hidden, LANES);
+        put(hb, 1, 0, 0, h, LANES, i16::from);
         for (r, g) in gates.iter_mut().enumerate() {
             let gate = r / l.hidden.max(1);
-            let w_ih = l.w_ih.get(r * l.n_in..(r + 1) * l.n_in).unwrap_or(&[]);
-            let w_hh = l.w_hh.get(r * l.hidden..(r + 1) * l.hidden).unwrap_or(&[]);
-            let from_x = requantize(dot_i8(w_ih, x, l.zp_in), l.mult_ih.get(gate), l.shift_ih.get(gate));
-            let from_h = requantize(dot_i8(w_hh, &*h, 0), l.mult_hh.get(gate), l.shift_hh.get(gate));
+            let (mut ax, mut ah) = ([0], [0]);
+            dot_block(l.w_ih.get(r * l.n_in..).unwrap_or(&[]), l.n_in, xb, &mut ax);
+            dot_block(l.w_hh.get(r * l.hidden..).unwrap_or(&[]), l.hidden, hb, &mut ah);
+            let from_x = requantize(ax[0], l.mult_ih.get(gate), l.shift_ih.get(gate));
+            let from_h = requantize(ah[0], l.mult_hh.get(gate), l.shift_hh.get(gate));
             *g = l.b.get(r).saturating_add(from_x).saturating_add(from_h);
         }
         let mut quarters = gates.chunks_exact(l.hidden);
@@ -383,14 +454,35 @@ mod tests {
     }
 
     proptest! {
-        /// The dot product kernel (the DSP one on Arm with the `dsp` feature, the portable one elsewhere)
-        /// equals the plain i64 sum, exactly, for any int8 data and zero point.
+        /// The block kernel (the DSP one on Arm with the `dsp` feature, the portable one elsewhere) equals
+        /// the plain i64 sum, exactly, for any int8 weights, inputs, zero point, row length and column count,
+        /// also when the weights run on past the row (as they do inside a tensor).
         #[test]
-        fn dot_i8_is_exact(pairs in proptest::collection::vec((any::<i8>(), any::<i8>()), 0..400), zp in -128i32..=127) {
-            let (w, x): (std::vec::Vec<u8>, std::vec::Vec<i8>) = pairs.iter().map(|&(w, x)| (w as u8, x)).unzip();
-            let exact: i64 = pairs.iter().map(|&(w, x)| i64::from(w) * (i64::from(x) - i64::from(zp))).sum();
-            prop_assert_eq!(i64::from(dot_i8(&w, &x, zp)), exact);
-            prop_assert_eq!(i64::from(dot_i8_portable(&w, &x, zp)), exact);
+        fn dot_block_is_exact(
+            w in proptest::collection::vec(any::<i8>(), 0..300),
+            x in proptest::collection::vec(any::<i8>(), 4 * 300),
+            zp in -128i32..=127,
+            cols in 1usize..=4,
+            extra in 0usize..4,
+        ) {
+            let k = w.len().saturating_sub(extra);
+            let wb: std::vec::Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            let mut words = std::vec![0u32; block_len(k, cols)];
+            let block: &mut [i16] = bytemuck::cast_slice_mut(&mut words);
+            let block = &mut block[..block_len(k, cols)];
+            zero_tail(block, cols, k, LANES);
+            for c in 0..cols {
+                put(block, cols, c, 0, &x[c * k..(c + 1) * k], LANES, |a| i16::from(a) - zp as i16);
+            }
+            let mut got = std::vec![0i32; cols];
+            let mut reference = std::vec![0i32; cols];
+            dot_block(&wb, k, block, &mut got);
+            dot_block_portable(&wb, k, block, &mut reference);
+            for c in 0..cols {
+                let exact: i64 = (0..k).map(|i| i64::from(w[i]) * (i64::from(x[c * k + i]) - i64::from(zp))).sum();
+                prop_assert_eq!(i64::from(got[c]), exact);
+                prop_assert_eq!(i64::from(reference[c]), exact);
+            }
         }
 
         /// Requantization equals the exact product rounded, for the multipliers the quantizer makes.

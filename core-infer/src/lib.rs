@@ -28,6 +28,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod block;
 pub mod ctc;
 mod f32_ops;
 pub mod format;

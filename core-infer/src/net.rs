@@ -20,6 +20,7 @@
 //! | `dense2.weight` | `[K, 2 · L2]` | input: forward half then backward half |
 //! | `dense2.bias` | `[K]` | |
 
+use crate::block::{block_len, fill, put, zero_tail};
 use crate::format::{Arch, ModelFile};
 use crate::scratch::{bytes_for, take};
 use crate::Error;
@@ -29,12 +30,14 @@ use bytemuck::Pod;
 pub trait Kernels: Sized {
     /// What flows between layers: `f32`, or `i8` with a per-tensor scale and zero point.
     type Act: Pod + Default + PartialOrd;
+    /// An input as the dot products read it from a [block](crate::block): `f32`, or `i16` for int8.
+    type In: Pod + Default;
     /// LSTM cell state: `f32`, or `i16` fixed point.
     type Cell: Pod + Default;
     /// LSTM gate pre-activations: `f32`, or `i32` accumulators.
     type Gate: Pod + Default;
-    type Conv<'a>: Mac<Act = Self::Act>;
-    type Dense<'a>: Mac<Act = Self::Act>;
+    type Conv<'a>: Mac<Act = Self::Act, In = Self::In>;
+    type Dense<'a>: Mac<Act = Self::Act, In = Self::In>;
     type Lstm<'a>;
 
     /// Loads and shape-checks every layer of this precision from a parsed file.
@@ -42,69 +45,99 @@ pub trait Kernels: Sized {
     /// A pixel as an input activation (the network sees `pixel / 255`).
     fn pixel(p: u8) -> Self::Act;
     /// One LSTM time step: reads `x` and the state `(h, c)`, writes the new state.
-    /// `gates` is working space of `4 × hidden`.
+    /// `gates` is working space of `4 × hidden`, `block` of [`lstm_block_len`] inputs.
     fn lstm_step(
         layer: &Self::Lstm<'_>,
         x: &[Self::Act],
         h: &mut [Self::Act],
         c: &mut [Self::Cell],
         gates: &mut [Self::Gate],
+        block: &mut [Self::In],
     );
 }
 
-/// How one layer multiplies and accumulates. Each precision implements it for its conv and dense
-/// layers; the loops that use it ([`conv3x3`], [`dense`]) are written once.
+/// Block slots an LSTM step may use: its input and its hidden state, one column each.
+pub const fn lstm_block_len(n_in: usize, hidden: usize) -> usize {
+    block_len(n_in, 1) + block_len(hidden, 1)
+}
+
+/// How one conv or dense layer multiplies and accumulates. Each precision implements it; the loops that
+/// use it ([`conv_pool`], [`dense`]) are written once.
 pub trait Mac {
     type Act: Copy;
-    type Acc: Copy;
+    type In: Copy + Default;
+    type Acc: Copy + PartialOrd;
+    /// Where input `j` of a group of four goes in a [block](crate::block).
+    const LANES: [usize; 4];
     /// Inputs per weight segment: `C_in` for a conv (one segment per 3×3 tap), `In` for a dense layer.
     fn segment_len(&self) -> usize;
     /// Outputs (channels or units); never zero for a loaded layer.
     fn outputs(&self) -> usize;
-    /// The activation that contributes nothing (0, or the int8 input zero point): the conv's padding.
-    fn pad(&self) -> Self::Act;
+    /// An input activation as the kernel reads it (minus the input zero point, for int8).
+    fn input(&self, x: Self::Act) -> Self::In;
     /// The accumulator of output `o`, holding its bias.
     fn init(&self, o: usize) -> Self::Acc;
-    /// Adds the dot product of output `o`'s weights (all its segments, in order) with `x`.
-    fn mac(&self, acc: Self::Acc, o: usize, x: &[Self::Act]) -> Self::Acc;
-    /// Output `o`'s activation from its accumulator (ReLU, requantization).
+    /// `acc[c] +=` the dot product of output `o`'s weights (all its segments, in order) with column `c`
+    /// of `block` (`cols` columns, `acc.len() == cols`).
+    fn mac_block(&self, o: usize, block: &[Self::In], acc: &mut [Self::Acc]);
+    /// Output `o`'s activation from its accumulator (ReLU, requantization). Monotonic in `acc`, so
+    /// max-pooling accumulators equals max-pooling activations.
     fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
 }
 
-/// Elements of [`conv3x3`]'s patch buffer for a layer with `cin` input channels.
-pub const fn patch_len(cin: usize) -> usize {
-    9 * cin
+/// Block slots [`conv_pool`] needs for a layer with `cin` input channels: one 3×3×C_in patch per
+/// position of a 2×2 pooling window.
+pub const fn conv_block_len(cin: usize) -> usize {
+    block_len(9 * cin, 4)
 }
 
-/// 3×3 'same' convolution of one output column. `cols` are the input columns x-1, x, x+1 (`None` outside
-/// the image: padding), each `rows_in × C_in`; `out` is `rows_out × C_out`, `rows_out ≤ rows_in`.
-/// Weight segment `ky * 3 + kx` of output `o` multiplies input row `y + ky - 1` of column `x + kx - 1`.
-/// For each output row the 3×3×C_in input patch is gathered once into `patch` ([`patch_len`] values),
-/// in segment order, so every output channel is one contiguous dot product over it.
-pub fn conv3x3<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 3], patch: &mut [M::Act], out: &mut [M::Act]) {
+/// 3×3 'same' convolution followed by 2×2 max-pool, for one pooled column. `cols` are the input columns
+/// x-1 ..= x+2 around the conv columns x and x+1 (`None` outside the image: padding), each
+/// `rows_in × C_in`; `out` is `rows_out × C_out` with `2 · rows_out ≤ rows_in` (an odd last row is
+/// dropped, as the pool would drop it). Weight segment `ky * 3 + kx` of output `o` multiplies input row
+/// `y + ky - 1` of column `x + kx - 1`. The four patches of a pooling window are gathered once into
+/// `block` ([`conv_block_len`]); each output channel is then one pass over its weights with four
+/// accumulators, and only the largest is requantized.
+pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M::In], out: &mut [M::Act]) {
     let (cin, cout) = (layer.segment_len(), layer.outputs().max(1));
-    let Some(patch) = patch.get_mut(..patch_len(cin)) else { return };
-    for (y, out_row) in out.chunks_exact_mut(cout).enumerate() {
-        for (seg, tap) in patch.chunks_exact_mut(cin.max(1)).enumerate() {
-            let (ky, kx) = (seg / 3, seg % 3);
-            let src = (y + ky)
-                .checked_sub(1)
-                .and_then(|iy| cols.get(kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin)));
-            match src {
-                Some(src) => tap.copy_from_slice(src),
-                None => tap.fill(layer.pad()),
+    let Some(block) = block.get_mut(..conv_block_len(cin)) else { return };
+    zero_tail(block, 4, 9 * cin, M::LANES);
+    for (i, out_row) in out.chunks_exact_mut(cout).enumerate() {
+        // Column j of the block is conv position (row 2i + j % 2, column x + j / 2).
+        for j in 0..4 {
+            let (y, dx) = (2 * i + j % 2, j / 2);
+            for seg in 0..9 {
+                let (ky, kx) = (seg / 3, seg % 3);
+                let src = (y + ky).checked_sub(1).and_then(|iy| {
+                    cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
+                });
+                match src {
+                    Some(src) => put(block, 4, j, seg * cin, src, M::LANES, |a| layer.input(a)),
+                    None => fill(block, 4, j, seg * cin, cin, M::LANES, M::In::default()),
+                }
             }
         }
         for (o, v) in out_row.iter_mut().enumerate() {
-            *v = layer.finish(o, layer.mac(layer.init(o), o, patch));
+            let mut acc = [layer.init(o); 4];
+            layer.mac_block(o, block, &mut acc);
+            let [a, b, c, d] = acc;
+            let ab = if b > a { b } else { a };
+            let cd = if d > c { d } else { c };
+            *v = layer.finish(o, if cd > ab { cd } else { ab });
         }
     }
 }
 
-/// `out = finish(W x + b)` for a dense layer (one weight segment per output).
-pub fn dense<M: Mac>(layer: &M, x: &[M::Act], out: &mut [M::Act]) {
+/// `out = finish(W x + b)` for a dense layer (one weight segment per output); `block` holds at least
+/// `block_len(x.len(), 1)` slots.
+pub fn dense<M: Mac>(layer: &M, x: &[M::Act], block: &mut [M::In], out: &mut [M::Act]) {
+    let Some(block) = block.get_mut(..block_len(x.len(), 1)) else { return };
+    zero_tail(block, 1, x.len(), M::LANES);
+    put(block, 1, 0, 0, x, M::LANES, |a| layer.input(a));
     for (o, v) in out.iter_mut().enumerate() {
-        *v = layer.finish(o, layer.mac(layer.init(o), o, x));
+        let mut acc = [layer.init(o)];
+        layer.mac_block(o, block, &mut acc);
+        *v = layer.finish(o, acc[0]);
     }
 }
 
@@ -163,20 +196,17 @@ impl Layout {
         Ok(l)
     }
 
-    /// Elements of the conv front-end's buffers: the convs' patch, 3 input columns, 2 conv1 columns, a ring
-    /// of 4 pool1 columns, 2 conv2 columns and one pooled feature column. Only this much of the conv maps is
-    /// ever held.
+    /// Elements of the conv front-end's buffers: 4 input columns, a ring of 4 pool1 columns and one
+    /// pooled feature column. Only this much of the conv maps is ever held.
     fn front_end(&self) -> usize {
-        self.patch()
-            + 3 * self.h
-            + 2 * (2 * self.h1) * self.c1
-            + 4 * self.h1 * self.c1
-            + 2 * (2 * self.h2) * self.c2
-            + self.h2 * self.c2
+        4 * self.h + 4 * self.h1 * self.c1 + self.h2 * self.c2
     }
-    /// The conv patch: conv1 has one input channel, conv2 has C1.
-    fn patch(&self) -> usize {
-        patch_len(self.c1.max(1))
+    /// Block slots: the convs' 2×2 windows of patches, dense1's and dense2's inputs, the LSTM steps' inputs.
+    fn block(&self) -> usize {
+        let convs = conv_block_len(1).max(conv_block_len(self.c1));
+        let dense = block_len(self.h2 * self.c2, 1).max(block_len(2 * self.l2, 1));
+        let lstm = lstm_block_len(self.d1, self.l1).max(lstm_block_len(2 * self.l1, self.l2));
+        convs.max(dense).max(lstm)
     }
     /// Sequence buffer A: dense1's output, later LSTM2's.
     fn seq_a(&self) -> usize {
@@ -201,6 +231,11 @@ impl Layout {
             + bytes_for::<K::Act>(self.hidden())
             + bytes_for::<K::Cell>(self.hidden())
             + bytes_for::<K::Gate>(4 * self.hidden())
+            + bytes_for::<u32>(self.block_words::<K>())
+    }
+    /// The block in 32-bit words: kernels may load its slots in pairs, so it is word-aligned.
+    fn block_words<K: Kernels>(&self) -> usize {
+        (self.block() * core::mem::size_of::<K::In>()).div_ceil(4)
     }
 }
 
@@ -224,19 +259,21 @@ pub(crate) fn forward<'s, K: Kernels>(
     let h: &mut [K::Act] = take(&mut scratch, l.hidden())?;
     let c: &mut [K::Cell] = take(&mut scratch, l.hidden())?;
     let gates: &mut [K::Gate] = take(&mut scratch, 4 * l.hidden())?;
+    let block: &mut [u32] = take(&mut scratch, l.block_words::<K>())?;
+    let block: &mut [K::In] = bytemuck::try_cast_slice_mut(block).map_err(|_| Error::ScratchTooSmall)?;
 
     {
         let dense1_out = seq_a.get_mut(..l.steps * l.d1).ok_or(Error::ScratchTooSmall)?;
-        front_end(net, l, pixels, seq_b, dense1_out)?;
+        front_end(net, l, pixels, seq_b, block, dense1_out)?;
         let lstm1_out = seq_b.get_mut(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
-        bilstm::<K>(&net.lstm1, dense1_out, l.d1, lstm1_out, l.l1, h, c, gates)?;
+        bilstm::<K>(&net.lstm1, dense1_out, l.d1, lstm1_out, l.l1, (&mut *h, &mut *c, &mut *gates, &mut *block))?;
     }
     let lstm1_out = seq_b.get(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
     let lstm2_out = seq_a.get_mut(..l.steps * 2 * l.l2).ok_or(Error::ScratchTooSmall)?;
-    bilstm::<K>(&net.lstm2, lstm1_out, 2 * l.l1, lstm2_out, l.l2, h, c, gates)?;
+    bilstm::<K>(&net.lstm2, lstm1_out, 2 * l.l1, lstm2_out, l.l2, (h, c, gates, &mut *block))?;
 
     for (x, out) in lstm2_out.chunks_exact(2 * l.l2).zip(scores.chunks_exact_mut(l.classes)) {
-        dense(&net.dense2, x, out);
+        dense(&net.dense2, x, block, out);
     }
     Ok(scores)
 }
@@ -248,105 +285,70 @@ fn front_end<K: Kernels>(
     l: &Layout,
     pixels: &[u8],
     work: &mut [K::Act],
+    block: &mut [K::In],
     out: &mut [K::Act],
 ) -> Result<(), Error> {
-    let (patch, rest) = work.split_at_mut_checked(l.patch()).ok_or(Error::ScratchTooSmall)?;
-    let (input, rest) = rest.split_at_mut_checked(3 * l.h).ok_or(Error::ScratchTooSmall)?;
-    let conv1_col = 2 * l.h1 * l.c1;
-    let (conv1_out, rest) = rest.split_at_mut_checked(2 * conv1_col).ok_or(Error::ScratchTooSmall)?;
+    let (input, rest) = work.split_at_mut_checked(4 * l.h).ok_or(Error::ScratchTooSmall)?;
     let pool1_col = l.h1 * l.c1;
     let (ring, rest) = rest.split_at_mut_checked(4 * pool1_col).ok_or(Error::ScratchTooSmall)?;
-    let conv2_col = 2 * l.h2 * l.c2;
-    let (conv2_out, rest) = rest.split_at_mut_checked(2 * conv2_col).ok_or(Error::ScratchTooSmall)?;
     let feature = rest.get_mut(..l.h2 * l.c2).ok_or(Error::ScratchTooSmall)?;
 
-    // pool1 column p needs conv1 columns 2p, 2p+1; pool2 column t needs conv2 columns 2t, 2t+1, which read
-    // pool1 columns 2t-1 ..= 2t+2: four of them, so a ring of four slots (p mod 4) holds all in flight.
+    // pool2 column t needs conv2 columns 2t, 2t+1, which read pool1 columns 2t-1 ..= 2t+2: four of them,
+    // so a ring of four slots (p mod 4) holds all in flight.
     let mut next_pool1 = 0;
     for (t, out_t) in out.chunks_exact_mut(l.d1).enumerate().take(l.steps) {
         let newest = (2 * t + 2).min(l.w1 - 1);
         while next_pool1 <= newest {
             let slot = ring.chunks_exact_mut(pool1_col).nth(next_pool1 % 4).ok_or(Error::ScratchTooSmall)?;
-            pool1_column(net, l, pixels, next_pool1, input, patch, conv1_out, slot)?;
+            pool1_column(net, l, pixels, next_pool1, input, block, slot);
             next_pool1 += 1;
         }
-        for (j, conv2_x) in conv2_out.chunks_exact_mut(conv2_col).enumerate() {
-            let x = 2 * t + j;
-            let col = |dx: usize| {
-                let p = (x + dx).checked_sub(1).filter(|&p| p < l.w1)?;
-                ring.chunks_exact(pool1_col).nth(p % 4)
-            };
-            conv3x3(&net.conv2, [col(0), col(1), col(2)], patch, conv2_x);
-        }
-        let (a, b) = conv2_out.split_at_checked(conv2_col).ok_or(Error::ScratchTooSmall)?;
-        max_pool(a, b, l.c2, feature);
-        dense(&net.dense1, feature, out_t);
+        let col = |dx: usize| {
+            let p = (2 * t + dx).checked_sub(1).filter(|&p| p < l.w1)?;
+            ring.chunks_exact(pool1_col).nth(p % 4)
+        };
+        conv_pool(&net.conv2, [col(0), col(1), col(2), col(3)], block, feature);
+        dense(&net.dense1, feature, block, out_t);
     }
     Ok(())
 }
 
-/// Computes pool1 column `p` into `out` (`h1 × C1`) from conv1 columns 2p and 2p+1.
-#[allow(clippy::too_many_arguments)]
+/// Computes pool1 column `p` into `out` (`h1 × C1`): conv1 columns 2p and 2p+1, pooled. `input` holds
+/// the image columns 2p-1 ..= 2p+2 as activations.
 fn pool1_column<K: Kernels>(
     net: &Net<'_, K>,
     l: &Layout,
     pixels: &[u8],
     p: usize,
     input: &mut [K::Act],
-    patch: &mut [K::Act],
-    conv1_out: &mut [K::Act],
+    block: &mut [K::In],
     out: &mut [K::Act],
-) -> Result<(), Error> {
-    let conv1_col = 2 * l.h1 * l.c1;
-    for (j, conv_x) in conv1_out.chunks_exact_mut(conv1_col).enumerate() {
-        let x = 2 * p + j;
-        // Input columns x-1, x, x+1 as activations; the ones outside the image are zero padding.
-        let mut present = [false; 3];
-        for (dx, (col, present)) in input.chunks_exact_mut(l.h).zip(present.iter_mut()).enumerate() {
-            let Some(src_x) = (x + dx).checked_sub(1).filter(|&sx| sx < l.w) else {
-                continue;
-            };
-            *present = true;
-            for (v, row) in col.iter_mut().zip(pixels.chunks_exact(l.w)) {
-                *v = K::pixel(row.get(src_x).copied().unwrap_or(0));
-            }
-        }
-        let mut cols = input.chunks_exact(l.h);
-        let mut next = |present: bool| cols.next().filter(|_| present);
-        let cols = [next(present[0]), next(present[1]), next(present[2])];
-        conv3x3(&net.conv1, cols, patch, conv_x);
-    }
-    let (a, b) = conv1_out.split_at_checked(conv1_col).ok_or(Error::ScratchTooSmall)?;
-    max_pool(a, b, l.c1, out);
-    Ok(())
-}
-
-/// 2×2 max-pool of two columns `a`, `b` (`2r × ch` each) into `out` (`r × ch`).
-pub fn max_pool<A: Copy + PartialOrd>(a: &[A], b: &[A], ch: usize, out: &mut [A]) {
-    let pairs = a.chunks_exact(2 * ch).zip(b.chunks_exact(2 * ch));
-    for (out_row, (a2, b2)) in out.chunks_exact_mut(ch).zip(pairs) {
-        let (a0, a1) = a2.split_at(ch);
-        let (b0, b1) = b2.split_at(ch);
-        for ((((o, &v0), &v1), &v2), &v3) in out_row.iter_mut().zip(a0).zip(a1).zip(b0).zip(b1) {
-            let m01 = if v1 > v0 { v1 } else { v0 };
-            let m23 = if v3 > v2 { v3 } else { v2 };
-            *o = if m23 > m01 { m23 } else { m01 };
+) {
+    let mut present = [false; 4];
+    for (dx, (col, present)) in input.chunks_exact_mut(l.h).zip(present.iter_mut()).enumerate() {
+        let Some(src_x) = (2 * p + dx).checked_sub(1).filter(|&sx| sx < l.w) else {
+            continue;
+        };
+        *present = true;
+        for (v, row) in col.iter_mut().zip(pixels.chunks_exact(l.w)) {
+            *v = K::pixel(row.get(src_x).copied().unwrap_or(0));
         }
     }
+    let mut cols = input.chunks_exact(l.h);
+    let mut next = |present: bool| cols.next().filter(|_| present);
+    let cols = [next(present[0]), next(present[1]), next(present[2]), next(present[3])];
+    conv_pool(&net.conv1, cols, block, out);
 }
 
 /// A bidirectional LSTM over `input` (`steps × n_in`), writing `out` (`steps × 2L`): each row holds the
 /// forward state then the backward state, as PyTorch's `bidirectional=True` does. Both start from zero.
-#[allow(clippy::too_many_arguments)]
 fn bilstm<K: Kernels>(
     layers: &[K::Lstm<'_>; 2],
     input: &[K::Act],
     n_in: usize,
     out: &mut [K::Act],
     hidden: usize,
-    h: &mut [K::Act],
-    c: &mut [K::Cell],
-    gates: &mut [K::Gate],
+    (h, c, gates, block): (&mut [K::Act], &mut [K::Cell], &mut [K::Gate], &mut [K::In]),
 ) -> Result<(), Error> {
     let h = h.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let c = c.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
@@ -356,7 +358,7 @@ fn bilstm<K: Kernels>(
         c.fill(K::Cell::default());
         let steps = input.chunks_exact(n_in).zip(out.chunks_exact_mut(2 * hidden));
         let mut step = |(x, out_t): (&[K::Act], &mut [K::Act])| {
-            K::lstm_step(layer, x, h, c, gates);
+            K::lstm_step(layer, x, h, c, gates, block);
             if let Some(half) = out_t.chunks_exact_mut(hidden).nth(dir) {
                 half.copy_from_slice(h);
             }

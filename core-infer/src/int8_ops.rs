@@ -148,7 +148,9 @@ pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) {
     let done = dsp::dot_block(w, k, block, acc);
     #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
     let done = 0;
-    portable_groups(w, k, block, acc, done);
+    if 4 * done < k {
+        portable_groups(w, k, block, acc, done);
+    }
 }
 
 /// The portable kernel: the reference every target computes bit for bit.

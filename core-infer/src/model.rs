@@ -82,6 +82,9 @@ fn argmax<A: PartialOrd + Copy>(row: &[A]) -> usize {
 
 impl<'a> Model<'a> {
     /// Parses and validates model bytes (magic, version, length, checksum, every tensor's shape).
+    // Not inlined: the parsed tensor table (a few KB) then lives only in this call's frame, not for good
+    // in the caller's (on a microcontroller, in the stack that inference needs).
+    #[inline(never)]
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let file = ModelFile::parse(bytes)?;
         let layout = Layout::new(&file.arch)?;

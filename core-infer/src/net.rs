@@ -106,6 +106,19 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
         // Column j of the block is conv position (row 2i + j % 2, column x + j / 2).
         for j in 0..4 {
             let (y, dx) = (2 * i + j % 2, j / 2);
+            if cin == 1 {
+                // One value per tap (conv1): gather the patch, then write it in one go.
+                let mut patch = [M::In::default(); 9];
+                for (seg, v) in patch.iter_mut().enumerate() {
+                    let (ky, kx) = (seg / 3, seg % 3);
+                    let src = (y + ky).checked_sub(1).and_then(|iy| cols.get(dx + kx).copied().flatten()?.get(iy));
+                    if let Some(&a) = src {
+                        *v = layer.input(a);
+                    }
+                }
+                put(block, 4, j, 0, &patch, M::LANES, |v| v);
+                continue;
+            }
             for seg in 0..9 {
                 let (ky, kx) = (seg / 3, seg % 3);
                 let src = (y + ky).checked_sub(1).and_then(|iy| {

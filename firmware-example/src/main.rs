@@ -57,6 +57,7 @@ fn fingerprint(scores: &[i8]) -> u32 {
 /// The int8 block kernel this build uses (the DSP one) against the portable reference, on pseudo-random
 /// rows of every length 0..=300 (reading on into the next row, as inside a tensor), with 1 to 4 input
 /// columns, aligned and not. Returns the first failing row length.
+#[inline(never)] // its buffers must not stay in `run`'s frame during inference
 fn kernel_self_test() -> Option<usize> {
     use core_infer::block::{block_len, put, zero_tail};
     use core_infer::int8_ops::{dot_block, dot_block_portable, LANES};

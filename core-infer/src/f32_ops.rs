@@ -160,9 +160,17 @@ impl Kernels for F32 {
         f32::from(p) / 255.0
     }
 
-    fn lstm_step(l: &LstmF32<'_>, x: &[f32], h: &mut [f32], c: &mut [f32], gates: &mut [f32], _block: &mut [f32]) {
+    fn lstm_input(l: &LstmF32<'_>, xs: &[&[f32]], gates: &mut [f32], _block: &mut [f32]) {
+        for (x, gates) in xs.iter().zip(gates.chunks_exact_mut(4 * l.hidden)) {
+            for (r, g) in gates.iter_mut().enumerate() {
+                *g = l.b.get(r) + l.w_ih.dot(r * l.n_in, x);
+            }
+        }
+    }
+
+    fn lstm_recur(l: &LstmF32<'_>, gates: &mut [f32], h: &mut [f32], c: &mut [f32], _block: &mut [f32]) {
         for (r, g) in gates.iter_mut().enumerate() {
-            *g = l.b.get(r) + l.w_ih.dot(r * l.n_in, x) + l.w_hh.dot(r * l.hidden, h);
+            *g += l.w_hh.dot(r * l.hidden, h);
         }
         let mut quarters = gates.chunks_exact(l.hidden);
         let (Some(i), Some(f), Some(g), Some(o)) = (quarters.next(), quarters.next(), quarters.next(), quarters.next())

@@ -24,7 +24,7 @@
 
 use crate::block::{block_len, put, zero_tail};
 use crate::format::{Arch, DType, ModelFile};
-use crate::net::{Kernels, Mac, Net};
+use crate::net::{Kernels, Mac, Net, LSTM_STEPS_AT_ONCE};
 use crate::Error;
 
 /// Marker for the int8 precision.
@@ -158,6 +158,32 @@ pub fn dot_block_portable(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) {
     portable_groups(w, k, block, acc, 0);
 }
 
+/// Two consecutive weight rows (`w[..k]` and `w[k..2k]`) against one column: each input load serves
+/// both rows. Used for the LSTMs' recurrent half, which has a single column (the state).
+#[inline]
+pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if let Some(acc) = dsp::dot_rows2(w, k, block) {
+        return acc;
+    }
+    dot_rows2_portable(w, k, block)
+}
+
+/// The portable reference of [`dot_rows2`].
+pub fn dot_rows2_portable(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
+    let (mut a, mut b) = ([0], [0]);
+    dot_block_portable(w, k, block, &mut a);
+    dot_block_portable(w.get(k..).unwrap_or(&[]), k, block, &mut b);
+    [a[0], b[0]]
+}
+
+/// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).
+fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
+    let mut a = [0];
+    dot_block(w, k, block, &mut a);
+    [a[0], 0]
+}
+
 /// [`dot_block_portable`] from group `g0` on.
 #[inline]
 fn portable_groups(w: &[u8], k: usize, block: &[i16], acc: &mut [i32], g0: usize) {
@@ -185,117 +211,137 @@ fn portable_groups(w: &[u8], k: usize, block: &[i16], acc: &mut [i32], g0: usize
 mod dsp {
     use core::arch::asm;
 
+    /// The kernel loop: `$n` ≥ 1 iterations of `$rept` groups of four weights, one accumulator per column.
+    /// Per group: the weight word, split by two SXTB16, then per column one LDRD of its four inputs and
+    /// two SMLAD.
+    macro_rules! columns {
+        ($wp:ident, $xp:ident, $n:expr, $rept:literal, $($c:ident)+) => {
+            // SAFETY (callers): `$wp` has 4 · $n · $rept readable bytes, `$xp` 8 · columns · $n · $rept,
+            // word-aligned. Only registers besides; flags are clobbered (no preserves_flags).
+            unsafe {
+                asm!(
+                    "2:",
+                    concat!(".rept ", $rept),
+                    "ldr {w}, [{wp}], #4",
+                    "sxtb16 {t}, {w}",
+                    "sxtb16 {w}, {w}, ror #8",
+                    $(
+                        "ldrd {x0}, {x1}, [{xp}], #8",
+                        concat!("smlad {", stringify!($c), "}, {t}, {x0}, {", stringify!($c), "}"),
+                        concat!("smlad {", stringify!($c), "}, {w}, {x1}, {", stringify!($c), "}"),
+                    )+
+                    ".endr",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    wp = inout(reg) $wp,
+                    xp = inout(reg) $xp,
+                    n = inout(reg) $n => _,
+                    $($c = inout(reg) $c,)+
+                    w = out(reg) _,
+                    t = out(reg) _,
+                    x0 = out(reg) _,
+                    x1 = out(reg) _,
+                    options(nostack, readonly),
+                )
+            }
+        };
+    }
+
     /// Runs the whole groups it can and returns how many it ran (the caller finishes the rest).
     pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) -> usize {
         // LDRD needs word-aligned addresses.
-        if block.as_ptr() as usize % 4 != 0 {
+        if block.as_ptr() as usize % 4 != 0 || acc.is_empty() || acc.len() > 4 {
             return 0;
         }
         // The row's groups, its last one whole when the tensor holds the bytes; within the block.
         let groups = if w.len() >= k.next_multiple_of(4) { k.div_ceil(4) } else { k / 4 };
-        match acc {
-            [a0, a1, a2, a3] => {
-                let groups = groups.min(block.len() / 16);
-                let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
-                let (mut c0, mut c1, mut c2, mut c3) = (*a0, *a1, *a2, *a3);
-                macro_rules! four_columns {
-                    ($n:expr, $body:literal) => {
-                        // SAFETY: reads 4 bytes of `w` and 32 bytes of `block` per group, for `$n` ≥ 1
-                        // iterations of `$body` groups, all within `groups` (checked above against both
-                        // slices); `block` is word-aligned. Registers only otherwise; flags are clobbered.
-                        unsafe {
-                            asm!(
-                                "2:",
-                                concat!(".rept ", $body),
-                                "ldr {w}, [{wp}], #4",
-                                "sxtb16 {t}, {w}",
-                                "sxtb16 {w}, {w}, ror #8",
-                                "ldrd {x0}, {x1}, [{xp}], #8",
-                                "smlad {c0}, {t}, {x0}, {c0}",
-                                "smlad {c0}, {w}, {x1}, {c0}",
-                                "ldrd {x0}, {x1}, [{xp}], #8",
-                                "smlad {c1}, {t}, {x0}, {c1}",
-                                "smlad {c1}, {w}, {x1}, {c1}",
-                                "ldrd {x0}, {x1}, [{xp}], #8",
-                                "smlad {c2}, {t}, {x0}, {c2}",
-                                "smlad {c2}, {w}, {x1}, {c2}",
-                                "ldrd {x0}, {x1}, [{xp}], #8",
-                                "smlad {c3}, {t}, {x0}, {c3}",
-                                "smlad {c3}, {w}, {x1}, {c3}",
-                                ".endr",
-                                "subs {n}, {n}, #1",
-                                "bne 2b",
-                                wp = inout(reg) wp,
-                                xp = inout(reg) xp,
-                                n = inout(reg) $n => _,
-                                c0 = inout(reg) c0,
-                                c1 = inout(reg) c1,
-                                c2 = inout(reg) c2,
-                                c3 = inout(reg) c3,
-                                w = out(reg) _,
-                                t = out(reg) _,
-                                x0 = out(reg) _,
-                                x1 = out(reg) _,
-                                options(nostack, readonly),
-                            )
-                        }
-                    };
+        let groups = groups.min(block.len() / (4 * acc.len()));
+        let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
+        let (n4, n1) = (groups / 4, groups % 4);
+        let [mut c0, mut c1, mut c2, mut c3] = [0i32; 4];
+        match acc.len() {
+            1 => {
+                if n4 > 0 {
+                    columns!(wp, xp, n4, "4", c0);
                 }
-                if groups / 4 > 0 {
-                    four_columns!(groups / 4, "4");
+                if n1 > 0 {
+                    columns!(wp, xp, n1, "1", c0);
                 }
-                if groups % 4 > 0 {
-                    four_columns!(groups % 4, "1");
-                }
-                let _ = (wp, xp); // advanced by the last run, not needed after it
-                (*a0, *a1, *a2, *a3) = (c0, c1, c2, c3);
-                groups
             }
-            [a0] => {
-                let groups = groups.min(block.len() / 4);
-                let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
-                let mut c0 = *a0;
-                macro_rules! one_column {
-                    ($n:expr, $body:literal) => {
-                        // SAFETY: as above, with 8 bytes of `block` per group.
-                        unsafe {
-                            asm!(
-                                "2:",
-                                concat!(".rept ", $body),
-                                "ldr {w}, [{wp}], #4",
-                                "sxtb16 {t}, {w}",
-                                "sxtb16 {w}, {w}, ror #8",
-                                "ldrd {x0}, {x1}, [{xp}], #8",
-                                "smlad {c0}, {t}, {x0}, {c0}",
-                                "smlad {c0}, {w}, {x1}, {c0}",
-                                ".endr",
-                                "subs {n}, {n}, #1",
-                                "bne 2b",
-                                wp = inout(reg) wp,
-                                xp = inout(reg) xp,
-                                n = inout(reg) $n => _,
-                                c0 = inout(reg) c0,
-                                w = out(reg) _,
-                                t = out(reg) _,
-                                x0 = out(reg) _,
-                                x1 = out(reg) _,
-                                options(nostack, readonly),
-                            )
-                        }
-                    };
+            2 => {
+                if n4 > 0 {
+                    columns!(wp, xp, n4, "4", c0 c1);
                 }
-                if groups / 4 > 0 {
-                    one_column!(groups / 4, "4");
+                if n1 > 0 {
+                    columns!(wp, xp, n1, "1", c0 c1);
                 }
-                if groups % 4 > 0 {
-                    one_column!(groups % 4, "1");
-                }
-                let _ = (wp, xp);
-                *a0 = c0;
-                groups
             }
-            _ => 0,
+            3 => {
+                if n4 > 0 {
+                    columns!(wp, xp, n4, "4", c0 c1 c2);
+                }
+                if n1 > 0 {
+                    columns!(wp, xp, n1, "1", c0 c1 c2);
+                }
+            }
+            _ => {
+                if n4 > 0 {
+                    columns!(wp, xp, n4, "4", c0 c1 c2 c3);
+                }
+                if n1 > 0 {
+                    columns!(wp, xp, n1, "1", c0 c1 c2 c3);
+                }
+            }
         }
+        for (a, c) in acc.iter_mut().zip([c0, c1, c2, c3]) {
+            *a = a.wrapping_add(c);
+        }
+        let _ = (wp, xp); // advanced by the last run, not needed after it
+        groups
+    }
+
+    /// Rows `w[..k]` and `w[k..2k]` against one column, for `k` a multiple of 4 (else `None`). Per group:
+    /// one LDRD of the inputs, then per row a weight load, two SXTB16 and two SMLAD.
+    pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> Option<[i32; 2]> {
+        let groups = k / 4;
+        if block.as_ptr() as usize % 4 != 0 || k % 4 != 0 || w.len() < 2 * k || block.len() < k || groups == 0 {
+            return None;
+        }
+        let (mut wp, mut xp, mut n) = (w.as_ptr(), block.as_ptr(), groups);
+        let (mut c0, mut c1) = (0i32, 0i32);
+        // SAFETY: reads 4 · groups bytes from `wp` and from `wp + k` (both within `w`, checked above) and
+        // 8 · groups bytes of the word-aligned `block` (checked); registers only otherwise.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {x0}, {x1}, [{xp}], #8",
+                "ldr {w}, [{wp}, {k}]",
+                "sxtb16 {t}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlad {c1}, {t}, {x0}, {c1}",
+                "smlad {c1}, {w}, {x1}, {c1}",
+                "ldr {w}, [{wp}], #4",
+                "sxtb16 {t}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlad {c0}, {t}, {x0}, {c0}",
+                "smlad {c0}, {w}, {x1}, {c0}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                wp = inout(reg) wp,
+                xp = inout(reg) xp,
+                n = inout(reg) n,
+                k = in(reg) k,
+                c0 = inout(reg) c0,
+                c1 = inout(reg) c1,
+                w = out(reg) _,
+                t = out(reg) _,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                options(nostack, readonly),
+            )
+        };
+        let _ = (wp, xp, n);
+        Some([c0, c1])
     }
 }
 
@@ -400,22 +446,45 @@ impl Kernels for I8 {
         (i16::from(p) - 128) as i8
     }
 
-    fn lstm_step(l: &LstmI8<'_>, x: &[i8], h: &mut [i8], c: &mut [i16], gates: &mut [i32], block: &mut [i16]) {
-        // The input and the previous state, widened once for all 4L gate rows.
-        let Some((xb, rest)) = block.split_at_mut_checked(block_len(l.n_in, 1)) else { return };
-        let Some(hb) = rest.get_mut(..block_len(l.hidden, 1)) else { return };
-        zero_tail(xb, 1, l.n_in, LANES);
-        put(xb, 1, 0, 0, x, LANES, |a| i16::from(a) - l.zp_in as i16);
+    fn lstm_input(l: &LstmI8<'_>, xs: &[&[i8]], gates: &mut [i32], block: &mut [i16]) {
+        // The steps' inputs, widened once, as the columns of one block: each weight row is read once.
+        let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
+        let Some(xb) = block.get_mut(..block_len(l.n_in, cols)) else { return };
+        zero_tail(xb, cols, l.n_in, LANES);
+        for (col, x) in xs.iter().enumerate().take(cols) {
+            put(xb, cols, col, 0, x, LANES, |a| i16::from(a) - l.zp_in as i16);
+        }
+        let rows = 4 * l.hidden;
+        for r in 0..rows {
+            let gate = r / l.hidden.max(1);
+            let mut acc = [0i32; LSTM_STEPS_AT_ONCE];
+            let acc = &mut acc[..cols];
+            dot_block(l.w_ih.get(r * l.n_in..).unwrap_or(&[]), l.n_in, xb, acc);
+            for (step, &a) in acc.iter().enumerate() {
+                if let Some(g) = gates.get_mut(step * rows + r) {
+                    *g = l.b.get(r).saturating_add(requantize(a, l.mult_ih.get(gate), l.shift_ih.get(gate)));
+                }
+            }
+        }
+    }
+
+    fn lstm_recur(l: &LstmI8<'_>, gates: &mut [i32], h: &mut [i8], c: &mut [i16], block: &mut [i16]) {
+        // The previous state, widened once for all 4L gate rows, which go two at a time.
+        let Some(hb) =
+            block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| b.get_mut(..block_len(l.hidden, 1)))
+        else {
+            return;
+        };
         zero_tail(hb, 1, l.hidden, LANES);
         put(hb, 1, 0, 0, h, LANES, i16::from);
-        for (r, g) in gates.iter_mut().enumerate() {
-            let gate = r / l.hidden.max(1);
-            let (mut ax, mut ah) = ([0], [0]);
-            dot_block(l.w_ih.get(r * l.n_in..).unwrap_or(&[]), l.n_in, xb, &mut ax);
-            dot_block(l.w_hh.get(r * l.hidden..).unwrap_or(&[]), l.hidden, hb, &mut ah);
-            let from_x = requantize(ax[0], l.mult_ih.get(gate), l.shift_ih.get(gate));
-            let from_h = requantize(ah[0], l.mult_hh.get(gate), l.shift_hh.get(gate));
-            *g = l.b.get(r).saturating_add(from_x).saturating_add(from_h);
+        for (pair, g) in gates.chunks_mut(2).enumerate() {
+            let r = 2 * pair;
+            let w = l.w_hh.get(r * l.hidden..).unwrap_or(&[]);
+            let acc = if g.len() == 2 { dot_rows2(w, l.hidden, hb) } else { dot_rows1(w, l.hidden, hb) };
+            for (j, (g, &a)) in g.iter_mut().zip(&acc).enumerate() {
+                let gate = (r + j) / l.hidden.max(1);
+                *g = g.saturating_add(requantize(a, l.mult_hh.get(gate), l.shift_hh.get(gate)));
+            }
         }
         let mut quarters = gates.chunks_exact(l.hidden);
         let (Some(i), Some(f), Some(g), Some(o)) = (quarters.next(), quarters.next(), quarters.next(), quarters.next())

@@ -44,21 +44,28 @@ pub trait Kernels: Sized {
     fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error>;
     /// A pixel as an input activation (the network sees `pixel / 255`).
     fn pixel(p: u8) -> Self::Act;
-    /// One LSTM time step: reads `x` and the state `(h, c)`, writes the new state.
-    /// `gates` is working space of `4 × hidden`, `block` of [`lstm_block_len`] inputs.
-    fn lstm_step(
+    /// The input half of an LSTM layer for up to [`LSTM_STEPS_AT_ONCE`] time steps at once:
+    /// `gates[s] = b + W_ih · xs[s]`, `gates` holding `4 × hidden` values per step. `block` has
+    /// [`lstm_block_len`] slots.
+    fn lstm_input(layer: &Self::Lstm<'_>, xs: &[&[Self::Act]], gates: &mut [Self::Gate], block: &mut [Self::In]);
+    /// The recurrent half of one step: adds `W_hh · h` to `gates` (one step of [`Kernels::lstm_input`]'s
+    /// output) and updates the state `(h, c)`.
+    fn lstm_recur(
         layer: &Self::Lstm<'_>,
-        x: &[Self::Act],
+        gates: &mut [Self::Gate],
         h: &mut [Self::Act],
         c: &mut [Self::Cell],
-        gates: &mut [Self::Gate],
         block: &mut [Self::In],
     );
 }
 
-/// Block slots an LSTM step may use: its input and its hidden state, one column each.
+/// Time steps whose LSTM input projections are computed together: each weight row is then read once
+/// for both (the recurrent half cannot be batched: each step needs the previous state).
+pub const LSTM_STEPS_AT_ONCE: usize = 2;
+
+/// Block slots an LSTM layer uses: the inputs of [`LSTM_STEPS_AT_ONCE`] steps, then the hidden state.
 pub const fn lstm_block_len(n_in: usize, hidden: usize) -> usize {
-    block_len(n_in, 1) + block_len(hidden, 1)
+    block_len(n_in, LSTM_STEPS_AT_ONCE) + block_len(hidden, 1)
 }
 
 /// How one conv or dense layer multiplies and accumulates. Each precision implements it; the loops that
@@ -243,7 +250,7 @@ impl Layout {
             + bytes_for::<K::Act>(self.scores())
             + bytes_for::<K::Act>(self.hidden())
             + bytes_for::<K::Cell>(self.hidden())
-            + bytes_for::<K::Gate>(4 * self.hidden())
+            + bytes_for::<K::Gate>(LSTM_STEPS_AT_ONCE * 4 * self.hidden())
             + bytes_for::<u32>(self.block_words::<K>())
     }
     /// The block in 32-bit words: kernels may load its slots in pairs, so it is word-aligned.
@@ -271,7 +278,7 @@ pub(crate) fn forward<'s, K: Kernels>(
     let scores: &mut [K::Act] = take(&mut scratch, l.scores())?;
     let h: &mut [K::Act] = take(&mut scratch, l.hidden())?;
     let c: &mut [K::Cell] = take(&mut scratch, l.hidden())?;
-    let gates: &mut [K::Gate] = take(&mut scratch, 4 * l.hidden())?;
+    let gates: &mut [K::Gate] = take(&mut scratch, LSTM_STEPS_AT_ONCE * 4 * l.hidden())?;
     let block: &mut [u32] = take(&mut scratch, l.block_words::<K>())?;
     let block: &mut [K::In] = bytemuck::try_cast_slice_mut(block).map_err(|_| Error::ScratchTooSmall)?;
 
@@ -365,21 +372,27 @@ fn bilstm<K: Kernels>(
 ) -> Result<(), Error> {
     let h = h.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let c = c.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
-    let gates = gates.get_mut(..4 * hidden).ok_or(Error::ScratchTooSmall)?;
+    let gates = gates.get_mut(..LSTM_STEPS_AT_ONCE * 4 * hidden).ok_or(Error::ScratchTooSmall)?;
+    let steps = (input.len() / n_in.max(1)).min(out.len() / (2 * hidden).max(1));
     for (dir, layer) in layers.iter().enumerate() {
         h.fill(K::Act::default());
         c.fill(K::Cell::default());
-        let steps = input.chunks_exact(n_in).zip(out.chunks_exact_mut(2 * hidden));
-        let mut step = |(x, out_t): (&[K::Act], &mut [K::Act])| {
-            K::lstm_step(layer, x, h, c, gates, block);
-            if let Some(half) = out_t.chunks_exact_mut(hidden).nth(dir) {
-                half.copy_from_slice(h);
+        // The i-th step processed: forward from the first, backward from the last.
+        let step = |i: usize| if dir == 0 { i } else { steps - 1 - i };
+        for first in (0..steps).step_by(LSTM_STEPS_AT_ONCE) {
+            let n = LSTM_STEPS_AT_ONCE.min(steps - first);
+            let mut xs: [&[K::Act]; LSTM_STEPS_AT_ONCE] = [&[]; LSTM_STEPS_AT_ONCE];
+            for (s, x) in xs.iter_mut().enumerate().take(n) {
+                let t = step(first + s);
+                *x = input.get(t * n_in..(t + 1) * n_in).ok_or(Error::ScratchTooSmall)?;
             }
-        };
-        if dir == 0 {
-            steps.for_each(&mut step);
-        } else {
-            steps.rev().for_each(&mut step);
+            K::lstm_input(layer, &xs[..n], gates, block);
+            for (s, g) in gates.chunks_exact_mut(4 * hidden).enumerate().take(n) {
+                K::lstm_recur(layer, g, h, c, block);
+                let t = step(first + s);
+                let half = out.get_mut((2 * t + dir) * hidden..(2 * t + dir + 1) * hidden);
+                half.ok_or(Error::ScratchTooSmall)?.copy_from_slice(h);
+            }
         }
     }
     Ok(())

@@ -31,17 +31,24 @@ def crit(name):
     return json.load(open(p))["mean"]["point_estimate"] / 1e6 if os.path.exists(p) else None
 lat = {n: crit(n) for n in ["core-infer f32", "core-infer int8", "tract-onnx f32", "tch f32"]}
 instr = [int(x) for x in re.findall(r"time: (\d+) instructions", log)]
-stack = int(re.search(r"stack high-water (\d+) bytes", log).group(1))
-m = re.search(r"flash (\d+) bytes \(model (\d+), test images (\d+), code and the rest (\d+)\); static RAM (\d+) bytes", log)
-flash, model, images, code, static = map(int, m.groups())
+sizes = r"flash (\d+) bytes \(model (\d+), test images (\d+), code and the rest (\d+)\); static RAM (\d+) bytes"
+# The product build (no drawing equipment) is what the RAM and flash targets are about.
+stack = int(re.search(r"product build time: stack high-water (\d+) bytes", log).group(1))
+flash, model, images, code, static = map(int, re.search(r"product build: " + sizes, log).groups())
+demo = re.search(r"demo build \(draws captchas\): " + sizes, log)
+demo_stack = int(re.search(r"^time: stack high-water (\d+) bytes", log, re.M).group(1))
 rows = []
 def row(what, value, target, ok):
     rows.append(f"| {what} | {value} | {target} | {'yes' if ok else 'no'} |")
 mi = sum(instr) / len(instr) / 1e6
 row("Cortex-M4 instructions per inference", f"{mi:.1f} M", "≤ 80 M", mi <= 80)
 ram = static + stack
-row("device RAM: statics (scratch, image, buffers) + stack high-water", f"{ram / 1024:.1f} KiB ({static} + {stack} B)", "≤ 48 KiB", ram <= 48 * 1024)
-row("flash: model + code (test images apart)", f"{(model + code) / 1024:.1f} KiB ({model} + {code} B; images {images} B)", "≤ 480 KiB", model + code <= 480 * 1024)
+row("device RAM (product build): statics + stack high-water", f"{ram / 1024:.1f} KiB ({static} + {stack} B)", "≤ 48 KiB", ram <= 48 * 1024)
+row("flash (product build): model + code, test images apart", f"{(model + code) / 1024:.1f} KiB ({model} + {code} B; images {images} B)", "≤ 480 KiB", model + code <= 480 * 1024)
+if demo:
+    _, dmodel, _, dcode, dstatic = map(int, demo.groups())
+    rows.append(f"| demo build (+ on-device captcha drawing): RAM, flash | {(dstatic + demo_stack) / 1024:.1f} KiB, "
+                f"{(dmodel + dcode) / 1024:.1f} KiB | test equipment, no target | |")
 fmt = lambda v: "n/a" if v is None else f"{v:.2f} ms"
 for n, v in lat.items():
     row(f"host latency, {n}", fmt(v), "", True)

@@ -2,7 +2,8 @@
 # Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386).
 #   tools/firmware.sh run    build, run, show the decoded defmt log
 #   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` lines),
-#                            report ELF sizes, then check that a corrupted model, a stack overflow (the
+#                            report ELF sizes; run the product build (--no-default-features: no drawing,
+#                            the footprint a product ships) and check its lines too; then check that a corrupted model, a stack overflow (the
 #                            stack-overflow-demo feature, caught by the MPU guard) and too little scratch
 #                            (small-scratch-demo) each make the run fail with its message
 set -euo pipefail
@@ -17,15 +18,16 @@ cargo_thumb() {
     fi
 }
 
+# sizes ELF LABEL: flash and static RAM of one build.
 sizes() {
-    local elf=target/thumbv7em-none-eabihf/release/firmware-example
+    local elf=$1 label=$2
     local model images
     model=$(stat -c %s ../models/synthetic/model-int8.crnn)
     images=$((4 * 200 * 50))
     if command -v rust-size >/dev/null 2>&1; then rust-size -A "$elf" | grep -E '^\.(text|rodata|data|bss|uninit)'; fi
-    python3 - "$elf" "$model" "$images" <<'PY'
+    python3 - "$elf" "$model" "$images" "$label" <<'PY'
 import struct, sys
-elf, model, images = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+elf, model, images, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 d = open(elf, 'rb').read()
 shoff, = struct.unpack_from('<I', d, 0x20); shentsize, shnum, shstrndx = struct.unpack_from('<HHH', d, 0x2e)
 secs = [struct.unpack_from('<IIIIIIIIII', d, shoff + i * shentsize) for i in range(shnum)]
@@ -34,7 +36,7 @@ name = lambda s: d[strtab + s[0]: d.index(b'\0', strtab + s[0])].decode()
 size = {name(s): s[5] for s in secs}
 flash = sum(size.get(n, 0) for n in ('.vector_table', '.text', '.rodata', '.data'))
 ram = sum(size.get(n, 0) for n in ('.data', '.bss', '.uninit'))
-print(f"flash {flash} bytes (model {model}, test images {images}, code and the rest {flash - model - images}); "
+print(f"{label}: flash {flash} bytes (model {model}, test images {images}, code and the rest {flash - model - images}); "
       f"static RAM {ram} bytes (of 128 KiB; the stack takes the rest)")
 PY
 }
@@ -47,7 +49,15 @@ test)
     log=$(mktemp)
     cargo_thumb run --release | tee "$log"
     grep -v '^time:' "$log" | diff -u expected.txt - && echo "firmware output matches expected.txt"
-    sizes
+    sizes target/thumbv7em-none-eabihf/release/firmware-example "demo build (draws captchas)"
+    # The product build: the same model and test images, without the drawing equipment.
+    CARGO_TARGET_DIR=target/product cargo_thumb run --release --no-default-features >"$log" 2>&1 || {
+        cat "$log"; echo "FAIL: the product build (--no-default-features) failed" >&2; exit 1
+    }
+    grep -E '^(model|test) ' expected.txt | diff -u - <(grep -E '^(model|test) ' "$log") \
+        && echo "product build output matches expected.txt"
+    grep -E '^time:' "$log" | sed 's/^time:/product build time:/'
+    sizes target/product/thumbv7em-none-eabihf/release/firmware-example "product build"
     # A corrupted model (one flipped byte) must make the run exit non-zero.
     bad=$(mktemp --suffix=.crnn)
     python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[5000]^=0xff; open(sys.argv[2],'wb').write(b)" \

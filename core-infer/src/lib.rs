@@ -30,6 +30,7 @@ extern crate std;
 
 pub mod block;
 pub mod ctc;
+#[cfg(feature = "f32")]
 mod f32_ops;
 pub mod format;
 pub mod int8_ops;
@@ -79,6 +80,8 @@ pub enum Error {
     ScratchTooSmall,
     /// The image is not height × width bytes.
     ImageSize,
+    /// The file's precision was left out of this build (the `f32` feature, for f32 models).
+    PrecisionNotBuilt,
 }
 
 impl core::fmt::Display for Error {
@@ -98,6 +101,7 @@ impl core::fmt::Display for Error {
             Error::Capacity => "model exceeds this runtime's capacities",
             Error::ScratchTooSmall => "scratch buffer too small",
             Error::ImageSize => "image size does not match the model",
+            Error::PrecisionNotBuilt => "this build leaves out the model's precision (f32 needs the `f32` feature)",
         };
         f.write_str(msg)
     }

@@ -1,5 +1,6 @@
 //! The public entry point: a parsed, validated model that recognizes images.
 
+#[cfg(feature = "f32")]
 use crate::f32_ops::F32;
 use crate::format::{ModelFile, Precision};
 use crate::int8_ops::{scores_scale, I8};
@@ -9,6 +10,7 @@ use crate::{ctc, Arch, Error, Text};
 // No heap to box the larger variant into; a program holds one Model, so the size is paid once.
 #[allow(clippy::large_enum_variant)]
 enum Weights<'a> {
+    #[cfg(feature = "f32")]
     F32(Net<'a, F32>),
     /// With dense2's output scale and zero point, to dequantize scores.
     I8(Net<'a, I8>, f32, i32),
@@ -92,7 +94,10 @@ impl<'a> Model<'a> {
             return Err(Error::BadAlphabet);
         }
         let weights = match file.precision {
+            #[cfg(feature = "f32")]
             Precision::F32 => Weights::F32(F32::load(&file)?),
+            #[cfg(not(feature = "f32"))]
+            Precision::F32 => return Err(Error::PrecisionNotBuilt),
             Precision::Int8 => {
                 let (scale, zp) = scores_scale(&file)?;
                 Weights::I8(I8::load(&file)?, scale, zp)
@@ -115,6 +120,7 @@ impl<'a> Model<'a> {
     /// Bytes of scratch [`Model::run`] and [`Model::recognize`] need (any alignment).
     pub fn scratch_bytes(&self) -> usize {
         match self.weights {
+            #[cfg(feature = "f32")]
             Weights::F32(_) => self.layout.scratch_bytes::<F32>(),
             Weights::I8(..) => self.layout.scratch_bytes::<I8>(),
         }
@@ -125,6 +131,7 @@ impl<'a> Model<'a> {
     pub fn run<'s>(&self, pixels: &[u8], scratch: &'s mut [u8]) -> Result<Scores<'s>, Error> {
         let classes = usize::from(self.arch.classes);
         Ok(match &self.weights {
+            #[cfg(feature = "f32")]
             Weights::F32(net) => Scores::F32 { data: forward(net, &self.layout, pixels, scratch)?, classes },
             Weights::I8(net, scale, zp) => {
                 Scores::I8 { data: forward(net, &self.layout, pixels, scratch)?, classes, scale: *scale, zp: *zp }

@@ -3,9 +3,12 @@
 //! What it does, logging with defmt (semihosting transport, decoded on the host by defmt-print):
 //! 1. parses the embedded int8 model and checks that its scratch fits the static buffer;
 //! 2. reads the embedded test images and compares with their labels;
-//! 3. draws captchas itself with the shared `no_std` generator, reads them and reports the accuracy;
-//! 4. measures instructions per inference (SysTick; exact under `qemu -icount shift=0`) and the stack
-//!    high-water mark (stack painting), and writes a picture of what it saw (`device-view.pgm`).
+//! 3. measures instructions per inference (SysTick; exact under `qemu -icount shift=0`) and the stack
+//!    high-water mark (stack painting);
+//! 4. with the `draw` feature (on by default): writes a picture of what it saw (`device-view.pgm`), and
+//!    draws captchas itself with the shared `no_std` generator, reads them and reports the accuracy.
+//!    Like the embedded test images, this is test equipment: without it (`--no-default-features`) the
+//!    firmware is the model, the inference and the checks alone, the footprint a product would ship.
 //!
 //! An MPU guard below the stack turns a stack overflow into a reported failure (see `stack`).
 //!
@@ -14,6 +17,7 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "draw")]
 mod picture;
 mod stack;
 mod timing;
@@ -30,7 +34,9 @@ static LABELS: &str = include_str!(concat!(env!("OUT_DIR"), "/labels.txt"));
 /// (The `small-scratch-demo` feature gives it too little, to show that the model is then refused.)
 const SCRATCH_BYTES: usize = if cfg!(feature = "small-scratch-demo") { 16 * 1024 } else { 27 * 1024 };
 /// Captchas drawn on the device: generator seed and count.
+#[cfg(feature = "draw")]
 const DRAW_SEED: u64 = 7;
+#[cfg(feature = "draw")]
 const DRAW_COUNT: u64 = 8;
 
 #[entry]
@@ -131,8 +137,6 @@ fn run() -> bool {
     );
 
     let mut timer = timing::Timer::start();
-    let mut right = 0;
-    let mut total = 0;
     // (a) embedded test images
     for (i, (img, label)) in IMAGES.chunks_exact(h * w).zip(LABELS.lines()).enumerate() {
         let t0 = timer.now();
@@ -145,12 +149,27 @@ fn run() -> bool {
         let fp = fingerprint(scores.raw_i8().unwrap_or(&[]));
         defmt::info!("test {=usize}: label {=str} read {=str} scores {=u32:08x}", i, label, text.as_str(), fp);
         defmt::info!("time: {=u64} instructions", dt);
+        #[cfg(feature = "draw")]
         if i == 0 {
             // The scratch is free again: the picture borrows it as its framebuffer.
             picture::write(img, w, h, text.as_str(), &mut scratch[..]);
         }
     }
     // (b) captchas drawn here, by the same generator the trainer uses
+    #[cfg(feature = "draw")]
+    if !drawn_captchas(&model, (h, w), scratch) {
+        return false;
+    }
+    let stack = stack::high_water();
+    defmt::info!("time: stack high-water {=usize} bytes", stack);
+    timer.stop();
+    true
+}
+
+/// Draws captchas with the trainer's generator, reads them and logs the results and the accuracy.
+#[cfg(feature = "draw")]
+fn drawn_captchas(model: &core_infer::Model<'_>, (h, w): (usize, usize), scratch: &mut [u8]) -> bool {
+    let (mut right, mut total) = (0, 0);
     let Ok(synth) = captcha_synth::Synth::new(captcha_synth::Config::default(), DRAW_SEED) else { return false };
     // A static, not a 10 KB stack frame that could step over the stack guard.
     let Some(pixels) = cortex_m::singleton!(: [u8; 200 * 50] = [0; 200 * 50]) else { return false };
@@ -168,9 +187,6 @@ fn run() -> bool {
         defmt::info!("drawn {=u64}: label {=str} read {=str} scores {=u32:08x}", i, label.as_str(), text.as_str(), fp);
     }
     defmt::info!("drawn accuracy: {=usize}/{=usize}", right, total);
-    let stack = stack::high_water();
-    defmt::info!("time: stack high-water {=usize} bytes", stack);
-    timer.stop();
     true
 }
 

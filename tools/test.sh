@@ -17,7 +17,8 @@ step "core-infer: clippy denies unwrap/expect/panic/indexing in non-test code"
 cargo clippy --release -p core-infer --features std -- -D warnings
 
 step "core-infer builds for thumbv7em-none-eabihf (no_std, no alloc)"
-bash tools/cargo-thumb.sh build --release -p core-infer --features defmt
+bash tools/cargo-thumb.sh build --release -p core-infer --features defmt,dsp
+bash tools/cargo-thumb.sh build --release -p core-infer --no-default-features --features dsp
 
 if [ -d firmware-example ] && [ -f firmware-example/Cargo.toml ]; then
     step "firmware in QEMU (build, run, diff against the expected output)"

@@ -17,7 +17,7 @@ pub const fn block_len(n: usize, cols: usize) -> usize {
 /// The slot of input `k` of column `col`.
 #[inline]
 fn slot(k: usize, col: usize, cols: usize, lanes: [usize; 4]) -> usize {
-    ((k / 4) * cols + col) * 4 + lanes[k % 4]
+    ((k / 4) * cols + col) * 4 + lanes.get(k % 4).copied().unwrap_or(k % 4)
 }
 
 /// Writes `f(x[i])` as input `k0 + i` of column `col`. Slots outside `block` are skipped (the callers

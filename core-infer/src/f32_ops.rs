@@ -92,8 +92,11 @@ impl Mac for LinearF32<'_> {
             for (v, b) in w4.iter_mut().zip(w.chunks_exact(4)) {
                 *v = b.try_into().map_or(0.0, f32::from_le_bytes);
             }
+            let [w0, w1, w2, w3] = w4;
             for (a, x) in acc.iter_mut().zip(x.chunks_exact(4)) {
-                *a += (w4[0] * x[0] + w4[1] * x[1]) + (w4[2] * x[2] + w4[3] * x[3]);
+                if let [x0, x1, x2, x3] = *x {
+                    *a += (w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3);
+                }
             }
         }
     }

@@ -458,7 +458,7 @@ impl Kernels for I8 {
         for r in 0..rows {
             let gate = r / l.hidden.max(1);
             let mut acc = [0i32; LSTM_STEPS_AT_ONCE];
-            let acc = &mut acc[..cols];
+            let Some(acc) = acc.get_mut(..cols) else { return };
             dot_block(l.w_ih.get(r * l.n_in..).unwrap_or(&[]), l.n_in, xb, acc);
             for (step, &a) in acc.iter().enumerate() {
                 if let Some(g) = gates.get_mut(step * rows + r) {

@@ -286,11 +286,18 @@ pub(crate) fn forward<'s, K: Kernels>(
         let dense1_out = seq_a.get_mut(..l.steps * l.d1).ok_or(Error::ScratchTooSmall)?;
         front_end(net, l, pixels, seq_b, block, dense1_out)?;
         let lstm1_out = seq_b.get_mut(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
-        bilstm::<K>(&net.lstm1, dense1_out, l.d1, lstm1_out, l.l1, (&mut *h, &mut *c, &mut *gates, &mut *block))?;
+        bilstm::<K>(
+            &net.lstm1,
+            dense1_out,
+            l.d1,
+            lstm1_out,
+            l.l1,
+            LstmWork { h: &mut *h, c: &mut *c, gates: &mut *gates, block: &mut *block },
+        )?;
     }
     let lstm1_out = seq_b.get(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
     let lstm2_out = seq_a.get_mut(..l.steps * 2 * l.l2).ok_or(Error::ScratchTooSmall)?;
-    bilstm::<K>(&net.lstm2, lstm1_out, 2 * l.l1, lstm2_out, l.l2, (h, c, gates, &mut *block))?;
+    bilstm::<K>(&net.lstm2, lstm1_out, 2 * l.l1, lstm2_out, l.l2, LstmWork { h, c, gates, block: &mut *block })?;
 
     for (x, out) in lstm2_out.chunks_exact(2 * l.l2).zip(scores.chunks_exact_mut(l.classes)) {
         dense(&net.dense2, x, block, out);
@@ -360,6 +367,15 @@ fn pool1_column<K: Kernels>(
     conv_pool(&net.conv1, cols, block, out);
 }
 
+/// An LSTM layer's working buffers: the state `(h, c)`, the gates of [`LSTM_STEPS_AT_ONCE`] steps and
+/// the input block.
+struct LstmWork<'w, K: Kernels> {
+    h: &'w mut [K::Act],
+    c: &'w mut [K::Cell],
+    gates: &'w mut [K::Gate],
+    block: &'w mut [K::In],
+}
+
 /// A bidirectional LSTM over `input` (`steps × n_in`), writing `out` (`steps × 2L`): each row holds the
 /// forward state then the backward state, as PyTorch's `bidirectional=True` does. Both start from zero.
 fn bilstm<K: Kernels>(
@@ -368,8 +384,9 @@ fn bilstm<K: Kernels>(
     n_in: usize,
     out: &mut [K::Act],
     hidden: usize,
-    (h, c, gates, block): (&mut [K::Act], &mut [K::Cell], &mut [K::Gate], &mut [K::In]),
+    work: LstmWork<'_, K>,
 ) -> Result<(), Error> {
+    let LstmWork { h, c, gates, block } = work;
     let h = h.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let c = c.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let gates = gates.get_mut(..LSTM_STEPS_AT_ONCE * 4 * hidden).ok_or(Error::ScratchTooSmall)?;
@@ -386,7 +403,7 @@ fn bilstm<K: Kernels>(
                 let t = step(first + s);
                 *x = input.get(t * n_in..(t + 1) * n_in).ok_or(Error::ScratchTooSmall)?;
             }
-            K::lstm_input(layer, &xs[..n], gates, block);
+            K::lstm_input(layer, xs.get(..n).unwrap_or(&[]), gates, block);
             for (s, g) in gates.chunks_exact_mut(4 * hidden).enumerate().take(n) {
                 K::lstm_recur(layer, g, h, c, block);
                 let t = step(first + s);

@@ -119,6 +119,10 @@ struct TrainArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Halve the learning rate after this many epochs without a better validation loss (0: never, the
+    /// seed's recipe). Set it below --patience, e.g. 4, so the rate drops before the run stops.
+    #[arg(long, default_value_t = 0)]
+    lr_patience: usize,
     /// Stop after the epoch that crosses this many minutes.
     #[arg(long)]
     max_minutes: Option<f64>,
@@ -191,6 +195,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 max_minutes: a.max_minutes,
                 batch_norm: !a.no_batch_norm,
                 augment: a.augment,
+                lr_patience: a.lr_patience,
                 ..Default::default()
             };
             commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;

@@ -37,6 +37,9 @@ pub struct Options {
     pub batch_norm: bool,
     /// Shift each training image by a random offset each epoch (see [`augment`]).
     pub augment: bool,
+    /// Halve the learning rate after this many epochs without a better validation loss (Keras's
+    /// ReduceLROnPlateau); 0 keeps it constant, as the seed does.
+    pub lr_patience: usize,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             val_fraction: 0.1,
             batch_norm: true,
             augment: false,
+            lr_patience: 0,
         }
     }
 }
@@ -78,6 +82,9 @@ struct State {
     history: Vec<Epoch>,
     best_epoch: usize,
     best_val_loss: f64,
+    /// The learning rate now and the epoch that last lowered it (see [`Options::lr_patience`]).
+    #[serde(default)]
+    lr: Option<(f64, usize)>,
 }
 
 /// What [`train`] returns: the best model, the validation split and the history.
@@ -205,6 +212,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         history: Vec::new(),
         best_epoch: 0,
         best_val_loss: f64::INFINITY,
+        lr: None,
     };
     let (ckpt_tensors, ckpt_json) = checkpoint_paths(out);
     if resume {
@@ -233,6 +241,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
             Ok(())
         })?;
         adam.steps = saved.adam_steps;
+        adam.lr = saved.lr.map_or(opts.learning_rate, |(lr, _)| lr);
         eprintln!("resuming after epoch {} of {}", saved.epochs_done, ckpt_json.display());
         state = State { options: opts.clone(), ..saved };
     }
@@ -304,6 +313,12 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
             state.best_epoch = epoch;
             tch::no_grad(|| best.iter_mut().zip(&tensors).for_each(|(b, t)| b.copy_(t)));
         }
+        let lowered = state.lr.map_or(0, |(_, e)| e);
+        if let Some(lr) = lower_lr(opts, adam.lr, epoch, state.best_epoch, lowered) {
+            adam.lr = lr;
+            state.lr = Some((lr, epoch));
+            eprintln!("  no better validation loss for {} epochs: learning rate now {lr:.2e}", opts.lr_patience);
+        }
         state.history.push(stats);
         state.epochs_done = epoch;
         state.adam_steps = adam.steps;
@@ -321,6 +336,14 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         best_epoch: state.best_epoch,
         stopped_early,
     })
+}
+
+/// Reduce-on-plateau: the halved learning rate once `lr_patience` epochs have passed since the best
+/// epoch and since the last reduction (`lowered`), never below 1/64 of the initial rate.
+fn lower_lr(opts: &Options, lr: f64, epoch: usize, best_epoch: usize, lowered: usize) -> Option<f64> {
+    let due = opts.lr_patience > 0 && epoch >= best_epoch.max(lowered) + opts.lr_patience;
+    let floor = opts.learning_rate / 64.0;
+    (due && lr > floor).then(|| (lr / 2.0).max(floor))
 }
 
 /// Writes the weights, Adam's moments, the best weights and the state, each file atomically; the JSON
@@ -393,4 +416,27 @@ pub fn evaluate(model: &Trained, data: &Dataset, targets: &[Vec<i64>], codec: &C
 pub fn seed_parameter_count(classes: usize) -> usize {
     let spec = Spec::new(crate::model::seed_arch(50, 200, classes, 5), &"x".repeat(classes - 1));
     Crnn::parameter_count(&Trained::new(spec).vs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_halves_after_a_plateau_and_stops_at_its_floor() {
+        let opts = Options { lr_patience: 4, learning_rate: 1e-3, ..Default::default() };
+        // best at epoch 10: nothing before epoch 14, then halved
+        assert_eq!(lower_lr(&opts, 1e-3, 13, 10, 0), None);
+        assert_eq!(lower_lr(&opts, 1e-3, 14, 10, 0), Some(5e-4));
+        // the next reduction waits another 4 epochs after the last one
+        assert_eq!(lower_lr(&opts, 5e-4, 17, 10, 14), None);
+        assert_eq!(lower_lr(&opts, 5e-4, 18, 10, 14), Some(2.5e-4));
+        // a new best epoch restarts the wait
+        assert_eq!(lower_lr(&opts, 2.5e-4, 20, 19, 18), None);
+        // never below 1/64 of the initial rate
+        assert_eq!(lower_lr(&opts, 1e-3 / 64.0, 40, 10, 30), None);
+        assert_eq!(lower_lr(&opts, 1.2e-3 / 64.0, 40, 10, 30), Some(1e-3 / 64.0));
+        // 0 keeps the rate constant (the seed's recipe)
+        assert_eq!(lower_lr(&Options { lr_patience: 0, ..opts }, 1e-3, 50, 1, 0), None);
+    }
 }

@@ -86,18 +86,11 @@ impl Mac for LinearF32<'_> {
     fn mac_block(&self, o: usize, block: &[f32], acc: &mut [f32]) {
         let len = self.segments * self.segment_len;
         let row = self.w.0.get(4 * o * len..4 * (o + 1) * len).unwrap_or(&[]);
-        let cols = acc.len().max(1);
-        for (w, x) in row.chunks(16).zip(block.chunks_exact(4 * cols)) {
-            let mut w4 = [0f32; 4];
-            for (v, b) in w4.iter_mut().zip(w.chunks_exact(4)) {
-                *v = b.try_into().map_or(0.0, f32::from_le_bytes);
-            }
-            let [w0, w1, w2, w3] = w4;
-            for (a, x) in acc.iter_mut().zip(x.chunks_exact(4)) {
-                if let [x0, x1, x2, x3] = *x {
-                    *a += (w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3);
-                }
-            }
+        match acc.len() {
+            1 => groups::<1>(row, block, acc),
+            2 => groups::<2>(row, block, acc),
+            3 => groups::<3>(row, block, acc),
+            _ => groups::<4>(row, block, acc),
         }
     }
     fn finish(&self, _o: usize, acc: f32) -> f32 {
@@ -106,6 +99,27 @@ impl Mac for LinearF32<'_> {
         } else {
             acc
         }
+    }
+}
+
+/// `acc[c] += Σ w · x_c` over a weight row (little-endian f32 bytes) and `C` block columns, the column
+/// count known at compile time so the compiler keeps the sums in registers and vectorizes.
+#[inline]
+fn groups<const C: usize>(row: &[u8], block: &[f32], acc: &mut [f32]) {
+    let mut sums = [0f32; C];
+    for (w, x) in row.chunks(16).zip(block.chunks_exact(4 * C)) {
+        let mut w4 = [0f32; 4];
+        for (v, b) in w4.iter_mut().zip(w.chunks_exact(4)) {
+            *v = b.try_into().map_or(0.0, f32::from_le_bytes);
+        }
+        let [w0, w1, w2, w3] = w4;
+        for (sum, x) in sums.iter_mut().zip(x.chunks_exact(4)) {
+            let &[x0, x1, x2, x3] = x else { continue };
+            *sum += (w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3);
+        }
+    }
+    for (a, s) in acc.iter_mut().zip(sums) {
+        *a += s;
     }
 }
 

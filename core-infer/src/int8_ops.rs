@@ -184,12 +184,49 @@ fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
     [a[0], 0]
 }
 
-/// [`dot_block_portable`] from group `g0` on.
+/// [`dot_block_portable`] from group `g0` on: whole groups with the column count known at compile time
+/// (fixed-size arrays, no bounds checks, so the compiler vectorizes), then a partial last group.
 #[inline]
 fn portable_groups(w: &[u8], k: usize, block: &[i16], acc: &mut [i32], g0: usize) {
     let cols = acc.len().max(1);
     let row = w.get(4 * g0..k.max(4 * g0)).unwrap_or(&[]);
     let xs = block.get(4 * g0 * cols..).unwrap_or(&[]);
+    let whole = row.len() / 4;
+    match acc.len() {
+        1 => groups::<1>(row, xs, acc),
+        2 => groups::<2>(row, xs, acc),
+        3 => groups::<3>(row, xs, acc),
+        4 => groups::<4>(row, xs, acc),
+        _ => groups_any(row, xs, acc),
+    }
+    let tail = row.get(4 * whole..).unwrap_or(&[]);
+    if !tail.is_empty() {
+        groups_any(tail, xs.get(4 * whole * cols..).unwrap_or(&[]), acc);
+    }
+}
+
+/// The whole groups of `row` for `C` columns.
+#[inline]
+fn groups<const C: usize>(row: &[u8], xs: &[i16], acc: &mut [i32]) {
+    let mut sums = [0i32; C];
+    for (wg, xg) in row.chunks_exact(4).zip(xs.chunks_exact(4 * C)) {
+        let &[w0, w1, w2, w3] = wg else { continue };
+        // the weights in the block's lane order (LANES = [0, 2, 1, 3])
+        let wl = [w0, w2, w1, w3].map(|v| i32::from(v as i8));
+        for (sum, x) in sums.iter_mut().zip(xg.chunks_exact(4)) {
+            let &[x0, x1, x2, x3] = x else { continue };
+            let [a, b, c, d] = wl;
+            *sum = sum.wrapping_add(a * i32::from(x0) + b * i32::from(x1) + c * i32::from(x2) + d * i32::from(x3));
+        }
+    }
+    for (a, s) in acc.iter_mut().zip(sums) {
+        *a = a.wrapping_add(s);
+    }
+}
+
+/// Groups of `row` (the last may be partial) for any number of columns.
+fn groups_any(row: &[u8], xs: &[i16], acc: &mut [i32]) {
+    let cols = acc.len().max(1);
     for (wg, xg) in row.chunks(4).zip(xs.chunks_exact(4 * cols)) {
         for (a, x) in acc.iter_mut().zip(xg.chunks_exact(4)) {
             let mut sum = 0i32;

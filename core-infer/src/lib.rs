@@ -18,6 +18,9 @@
 //! Capacities: labels of at most [`MAX_LABEL_LEN`] characters, at most [`MAX_CLASSES`] classes; sizes
 //! beyond them are refused at parse time with [`Error::Capacity`]. All working memory is one caller-owned
 //! scratch buffer of [`Model::scratch_bytes`] bytes.
+//!
+//! `unsafe` is denied but in the int8 SIMD kernels (`int8_ops`: SSE2 on x86-64, the Arm DSP extension with
+//! the `dsp` feature), each checked against the portable kernel.
 #![no_std]
 #![deny(unsafe_code)]
 #![cfg_attr(

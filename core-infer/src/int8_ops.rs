@@ -198,6 +198,11 @@ fn portable_groups(w: &[u8], k: usize, block: &[i16], acc: &mut [i32], g0: usize
     let cols = acc.len().max(1);
     let row = w.get(4 * g0..k.max(4 * g0)).unwrap_or(&[]);
     let xs = block.get(4 * g0 * cols..).unwrap_or(&[]);
+    // With the DSP kernels this code only finishes rows and checks them: the small generic loop will do
+    // (it saves 8 KB of flash).
+    if cfg!(all(feature = "dsp", target_arch = "arm")) {
+        return groups_any(row, xs, acc);
+    }
     let whole = row.len() / 4;
     match acc.len() {
         1 => groups::<1>(row, xs, acc),

@@ -17,6 +17,8 @@ fi
 
 echo "== host latency (criterion, one thread) =="
 cargo bench -p equivalence-tests --bench latency
+echo "== host int8 kernel: SIMD vs portable (criterion) =="
+cargo bench -p equivalence-tests --bench kernels
 
 echo "== firmware in QEMU =="
 fwlog=$(mktemp)

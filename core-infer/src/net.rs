@@ -1,8 +1,9 @@
 //! The CRNN forward pass, written once for every precision.
 //!
-//! A precision ([`Kernels`]) says what an activation is and how conv, dense and one LSTM step compute;
-//! this module owns everything else: streaming the conv front-end along the width, the bidirectional
-//! sequencing, and where each buffer lives in the caller's scratch.
+//! A precision ([`Kernels`]) says what an activation is, how its inputs are laid out in a
+//! [block](crate::block) and how conv, dense and an LSTM step's input and recurrent halves compute; this
+//! module owns everything else: streaming the conv front-end (conv + pool fused) along the width, the
+//! bidirectional sequencing, and where each buffer lives in the caller's scratch.
 //!
 //! Tensors a model file holds (f32 models; int8 models add their quantization tensors, see `int8`):
 //!

@@ -1,0 +1,40 @@
+//! The int8 block kernel on the host, one call over a conv2-sized row (288 weights): the SIMD kernel this
+//! build uses (SSE2 on x86-64) against the portable reference, for 1 and 4 input columns.
+//! `cargo bench -p equivalence-tests --bench kernels`.
+
+use core_infer::block::{block_len, put, zero_tail};
+use core_infer::int8_ops::{dot_block, dot_block_portable, LANES};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+fn kernels(c: &mut Criterion) {
+    const K: usize = 288;
+    let w: Vec<u8> = (0..K).map(|i| (i * 37 % 251) as u8).collect();
+    let x: Vec<i8> = (0..K).map(|i| (i * 91 % 255) as i8).collect();
+    let mut group = c.benchmark_group("int8 block kernel, 288 weights");
+    for cols in [1, 4] {
+        let mut block = vec![0i16; block_len(K, cols)];
+        zero_tail(&mut block, cols, K, LANES);
+        for col in 0..cols {
+            put(&mut block, cols, col, 0, &x, LANES, |a| i16::from(a) + 128);
+        }
+        group.bench_function(format!("{cols} column(s), this build's kernel"), |b| {
+            b.iter(|| {
+                let mut acc = [0i32; 4];
+                dot_block(black_box(&w), K, black_box(&block), &mut acc[..cols]);
+                acc
+            })
+        });
+        group.bench_function(format!("{cols} column(s), portable"), |b| {
+            b.iter(|| {
+                let mut acc = [0i32; 4];
+                dot_block_portable(black_box(&w), K, black_box(&block), &mut acc[..cols]);
+                acc
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);

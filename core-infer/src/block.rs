@@ -69,6 +69,21 @@ pub fn fill<I: Copy>(block: &mut [I], cols: usize, col: usize, k0: usize, len: u
     }
 }
 
+/// Fills a whole block: column `c` holds `f` of `columns[c]` (each of `n` inputs), the padding is zeroed.
+pub fn load<A: Copy, I: Copy + Default>(
+    block: &mut [I],
+    n: usize,
+    columns: &[&[A]],
+    lanes: [usize; 4],
+    f: impl Fn(A) -> I + Copy,
+) {
+    let cols = columns.len();
+    zero_tail(block, cols, n, lanes);
+    for (col, x) in columns.iter().enumerate() {
+        put(block, cols, col, 0, x.get(..n).unwrap_or(x), lanes, f);
+    }
+}
+
 /// Zeroes the padding slots after input `n` of every column (needed when `n` is not a multiple of 4).
 pub fn zero_tail<I: Copy + Default>(block: &mut [I], cols: usize, n: usize, lanes: [usize; 4]) {
     for col in 0..cols {

@@ -22,7 +22,7 @@
 //! | `lut.sigmoid`, `lut.tanh` | i16 `[513]` | Q15 values at −8 + k/32 |
 //! | `scores.scale` | f32 `[1]` | dense2's output scale, only to dequantize scores for people and tests |
 
-use crate::block::{block_len, put, zero_tail};
+use crate::block::{block_len, load};
 use crate::format::{Arch, DType, ModelFile};
 use crate::net::{Kernels, Mac, Net, LSTM_STEPS_AT_ONCE};
 use crate::Error;
@@ -390,39 +390,22 @@ mod dsp {
         let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
         let (n4, n1) = (groups / 4, groups % 4);
         let [mut c0, mut c1, mut c2, mut c3] = [0i32; 4];
+        // The groups four at a time (unrolled), then the rest one at a time.
+        macro_rules! run {
+            ($($c:ident)+) => {{
+                if n4 > 0 {
+                    columns!(wp, xp, n4, "4", $($c)+);
+                }
+                if n1 > 0 {
+                    columns!(wp, xp, n1, "1", $($c)+);
+                }
+            }};
+        }
         match acc.len() {
-            1 => {
-                if n4 > 0 {
-                    columns!(wp, xp, n4, "4", c0);
-                }
-                if n1 > 0 {
-                    columns!(wp, xp, n1, "1", c0);
-                }
-            }
-            2 => {
-                if n4 > 0 {
-                    columns!(wp, xp, n4, "4", c0 c1);
-                }
-                if n1 > 0 {
-                    columns!(wp, xp, n1, "1", c0 c1);
-                }
-            }
-            3 => {
-                if n4 > 0 {
-                    columns!(wp, xp, n4, "4", c0 c1 c2);
-                }
-                if n1 > 0 {
-                    columns!(wp, xp, n1, "1", c0 c1 c2);
-                }
-            }
-            _ => {
-                if n4 > 0 {
-                    columns!(wp, xp, n4, "4", c0 c1 c2 c3);
-                }
-                if n1 > 0 {
-                    columns!(wp, xp, n1, "1", c0 c1 c2 c3);
-                }
-            }
+            1 => run!(c0),
+            2 => run!(c0 c1),
+            3 => run!(c0 c1 c2),
+            _ => run!(c0 c1 c2 c3),
         }
         for (a, c) in acc.iter_mut().zip([c0, c1, c2, c3]) {
             *a = a.wrapping_add(c);
@@ -581,10 +564,8 @@ impl Kernels for I8 {
         // The steps' inputs, widened once, as the columns of one block: each weight row is read once.
         let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
         let Some(xb) = block.get_mut(..block_len(l.n_in, cols)) else { return };
-        zero_tail(xb, cols, l.n_in, LANES);
-        for (col, x) in xs.iter().enumerate().take(cols) {
-            put(xb, cols, col, 0, x, LANES, |a| i16::from(a) - l.zp_in as i16);
-        }
+        let zp = l.zp_in as i16; // checked to be in -128..=127 at load
+        load(xb, l.n_in, xs.get(..cols).unwrap_or(xs), LANES, |a| i16::from(a) - zp);
         let rows = 4 * l.hidden;
         for r in 0..rows {
             let gate = r / l.hidden.max(1);
@@ -606,8 +587,7 @@ impl Kernels for I8 {
         else {
             return;
         };
-        zero_tail(hb, 1, l.hidden, LANES);
-        put(hb, 1, 0, 0, h, LANES, i16::from);
+        load(hb, l.hidden, &[&*h], LANES, i16::from);
         for (pair, g) in gates.chunks_mut(2).enumerate() {
             let r = 2 * pair;
             let w = l.w_hh.get(r * l.hidden..).unwrap_or(&[]);
@@ -649,6 +629,7 @@ pub(crate) fn scores_scale(file: &ModelFile<'_>) -> Result<(f32, i32), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::{put, zero_tail};
     use proptest::prelude::*;
 
     fn table(f: impl Fn(f64) -> f64) -> std::vec::Vec<u8> {

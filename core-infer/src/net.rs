@@ -21,7 +21,7 @@
 //! | `dense2.weight` | `[K, 2 · L2]` | input: forward half then backward half |
 //! | `dense2.bias` | `[K]` | |
 
-use crate::block::{block_len, fill, put, zero_tail};
+use crate::block::{block_len, fill, load, put, zero_tail};
 use crate::format::{Arch, ModelFile};
 use crate::scratch::{bytes_for, take};
 use crate::Error;
@@ -153,8 +153,7 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
 /// `block_len(x.len(), 1)` slots.
 pub fn dense<M: Mac>(layer: &M, x: &[M::Act], block: &mut [M::In], out: &mut [M::Act]) {
     let Some(block) = block.get_mut(..block_len(x.len(), 1)) else { return };
-    zero_tail(block, 1, x.len(), M::LANES);
-    put(block, 1, 0, 0, x, M::LANES, |a| layer.input(a));
+    load(block, x.len(), &[x], M::LANES, |a| layer.input(a));
     for (o, v) in out.iter_mut().enumerate() {
         let mut acc = [layer.init(o)];
         layer.mac_block(o, block, &mut acc);

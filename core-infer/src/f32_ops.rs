@@ -2,8 +2,12 @@
 //! Weights stay in the model bytes and are read little-endian in place (model data is only 1-byte aligned).
 
 use crate::format::{Arch, DType, ModelFile};
-use crate::net::{Kernels, Mac, Net};
+use crate::block::{block_len, load};
+use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
+
+/// f32 blocks keep each group of four inputs in order.
+const LANES: [usize; 4] = [0, 1, 2, 3];
 
 /// Marker for the f32 precision.
 pub struct F32;
@@ -15,25 +19,6 @@ pub struct F32s<'a>(&'a [u8]);
 impl<'a> F32s<'a> {
     pub fn get(&self, i: usize) -> f32 {
         self.0.get(4 * i..4 * i + 4).and_then(|b| b.try_into().ok()).map_or(0.0, f32::from_le_bytes)
-    }
-    /// Dot product of the `x.len()` values starting at element `start` with `x`.
-    pub fn dot(&self, start: usize, x: &[f32]) -> f32 {
-        // Exactly the weights that pair with `x`, so the tail below reads the right ones.
-        let bytes = self.0.get(4 * start..4 * (start + x.len())).unwrap_or(&[]);
-        // Four partial sums break the dependency chain; the order is fixed, so results are reproducible.
-        let mut acc = [0f32; 4];
-        let mut w4 = bytes.chunks_exact(16);
-        let mut x4 = x.chunks_exact(4);
-        for (w, x) in (&mut w4).zip(&mut x4) {
-            for ((a, w), &x) in acc.iter_mut().zip(w.chunks_exact(4)).zip(x) {
-                *a += f32::from_le_bytes(w.try_into().unwrap_or([0; 4])) * x;
-            }
-        }
-        let mut tail = 0.0;
-        for (w, &x) in w4.remainder().chunks_exact(4).zip(x4.remainder()) {
-            tail += f32::from_le_bytes(w.try_into().unwrap_or([0; 4])) * x;
-        }
-        (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
     }
 }
 
@@ -70,7 +55,7 @@ impl Mac for LinearF32<'_> {
     type Act = f32;
     type In = f32;
     type Acc = f32;
-    const LANES: [usize; 4] = [0, 1, 2, 3];
+    const LANES: [usize; 4] = LANES;
     fn segment_len(&self) -> usize {
         self.segment_len
     }
@@ -83,21 +68,39 @@ impl Mac for LinearF32<'_> {
     fn init(&self, o: usize) -> f32 {
         self.b.get(o)
     }
-    fn mac_block(&self, o: usize, block: &[f32], acc: &mut [f32]) {
+    fn mac_rows(&self, o: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
         let len = self.segments * self.segment_len;
-        let row = self.w.0.get(4 * o * len..4 * (o + 1) * len).unwrap_or(&[]);
-        match acc.len() {
-            1 => groups::<1>(row, block, acc),
-            2 => groups::<2>(row, block, acc),
-            3 => groups::<3>(row, block, acc),
-            _ => groups::<4>(row, block, acc),
-        }
+        rows(self.w.0.get(4 * o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
     fn finish(&self, _o: usize, acc: f32) -> f32 {
         if self.relu {
             acc.max(0.0)
         } else {
             acc
+        }
+    }
+}
+
+/// `acc[r][c] += Σ w_r · x_c` for the weight rows `w_r` (`k` f32 each, little-endian bytes from `w`) and
+/// the `cols` columns of `block`: four rows in one AVX2/FMA pass on x86-64 CPUs that have it
+/// ([`crate::avx2`]), else (and for a partial last group) [`groups`] row by row.
+fn rows(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc)
+        .map_or(0, |acc4| crate::avx2::rows4_f32(w, k, block, cols, acc4));
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    if 4 * done >= k {
+        return;
+    }
+    let xs = block.get(4 * done * cols..).unwrap_or(&[]);
+    for (r, a) in acc.iter_mut().enumerate() {
+        let row = w.get(4 * (r * k + 4 * done)..4 * (r + 1) * k).unwrap_or(&[]);
+        match cols {
+            1 => groups::<1>(row, xs, a),
+            2 => groups::<2>(row, xs, a),
+            3 => groups::<3>(row, xs, a),
+            _ => groups::<4>(row, xs, a),
         }
     }
 }
@@ -177,17 +180,40 @@ impl Kernels for F32 {
         f32::from(p) / 255.0
     }
 
-    fn lstm_input(l: &LstmF32<'_>, xs: &[&[f32]], gates: &mut [f32], _block: &mut [f32]) {
-        for (x, gates) in xs.iter().zip(gates.chunks_exact_mut(4 * l.hidden)) {
-            for (r, g) in gates.iter_mut().enumerate() {
-                *g = l.b.get(r) + l.w_ih.dot(r * l.n_in, x);
+    fn lstm_input(l: &LstmF32<'_>, xs: &[&[f32]], gates: &mut [f32], block: &mut [f32]) {
+        // The steps' inputs as the columns of one block: each weight row is read once for all of them.
+        let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
+        let Some(xb) = block.get_mut(..block_len(l.n_in, cols)) else { return };
+        load(xb, l.n_in, xs.get(..cols).unwrap_or(xs), LANES, |a| a);
+        let n = 4 * l.hidden;
+        for r0 in (0..n).step_by(ROWS_AT_ONCE) {
+            let mut acc = [[0f32; 4]; ROWS_AT_ONCE];
+            let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(n - r0)) else { return };
+            rows(l.w_ih.0.get(4 * r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
+            for (r, a) in (r0..).zip(&*acc) {
+                for (step, &a) in a.iter().enumerate().take(cols) {
+                    if let Some(g) = gates.get_mut(step * n + r) {
+                        *g = l.b.get(r) + a;
+                    }
+                }
             }
         }
     }
 
-    fn lstm_recur(l: &LstmF32<'_>, gates: &mut [f32], h: &mut [f32], c: &mut [f32], _block: &mut [f32]) {
-        for (r, g) in gates.iter_mut().enumerate() {
-            *g += l.w_hh.dot(r * l.hidden, h);
+    fn lstm_recur(l: &LstmF32<'_>, gates: &mut [f32], h: &mut [f32], c: &mut [f32], block: &mut [f32]) {
+        let Some(hb) =
+            block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| b.get_mut(..block_len(l.hidden, 1)))
+        else {
+            return;
+        };
+        load(hb, l.hidden, &[&*h], LANES, |a| a);
+        for (q, g) in gates.chunks_mut(KERNEL_ROWS).enumerate() {
+            let mut acc = [[0f32; 4]; KERNEL_ROWS];
+            let Some(acc) = acc.get_mut(..g.len()) else { return };
+            rows(l.w_hh.0.get(4 * q * KERNEL_ROWS * l.hidden..).unwrap_or(&[]), l.hidden, hb, 1, acc);
+            for (g, a) in g.iter_mut().zip(&*acc) {
+                *g += a[0];
+            }
         }
         let mut quarters = gates.chunks_exact(l.hidden);
         let (Some(i), Some(f), Some(g), Some(o)) = (quarters.next(), quarters.next(), quarters.next(), quarters.next())

@@ -24,7 +24,7 @@
 
 use crate::block::{block_len, load};
 use crate::format::{Arch, DType, ModelFile};
-use crate::net::{Kernels, Mac, Net, LSTM_STEPS_AT_ONCE};
+use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
 
 /// Marker for the int8 precision.
@@ -182,6 +182,47 @@ pub fn dot_rows2_portable(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
     dot_block_portable(w, k, block, &mut a);
     dot_block_portable(w.get(k..).unwrap_or(&[]), k, block, &mut b);
     [a[0], b[0]]
+}
+
+/// `acc[r][c] += Σ_j w_r[j] · x_c[j]` for the weight rows `w_r = w[r·k ..][..k]` (`r < acc.len()`) and
+/// the `cols` columns of `block`: what a layer computes for up to [`KERNEL_ROWS`] outputs. On x86-64 with AVX2
+/// four rows go through one kernel pass ([`crate::avx2`]); elsewhere rows go one at a time through
+/// [`dot_block`], or two at a time through [`dot_rows2`] when there is one column. Always inlined, so
+/// that each caller's column count picks its kernel variant at compile time.
+#[inline(always)]
+pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
+        let done = crate::avx2::rows4_i8(w, k, block, cols, acc4);
+        if done > 0 {
+            if 4 * done < k {
+                for (r, a) in acc4.iter_mut().enumerate() {
+                    let a = a.get_mut(..cols).unwrap_or(&mut []);
+                    portable_groups(w.get(r * k..).unwrap_or(&[]), k, block, a, done);
+                }
+            }
+            return;
+        }
+    }
+    if cols == 1 {
+        for (pair, a) in acc.chunks_mut(2).enumerate() {
+            let w = w.get(2 * pair * k..).unwrap_or(&[]);
+            let sums = if a.len() == 2 { dot_rows2(w, k, block) } else { dot_rows1(w, k, block) };
+            for (a, s) in a.iter_mut().zip(sums) {
+                a[0] = a[0].wrapping_add(s);
+            }
+        }
+        return;
+    }
+    for (r, a) in acc.iter_mut().enumerate() {
+        let w = w.get(r * k..).unwrap_or(&[]);
+        // (a column count known here lets the compiler pick the kernel's variant once, outside the loop)
+        match cols {
+            4 => dot_block(w, k, block, a),
+            2 => dot_block(w, k, block, a.get_mut(..2).unwrap_or(&mut [])),
+            _ => dot_block(w, k, block, a.get_mut(..cols).unwrap_or(&mut [])),
+        }
+    }
 }
 
 /// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).
@@ -476,9 +517,9 @@ impl Mac for LinearI8<'_> {
     fn init(&self, o: usize) -> i32 {
         self.b.get(o)
     }
-    fn mac_block(&self, o: usize, block: &[i16], acc: &mut [i32]) {
+    fn mac_rows(&self, o: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
         let len = self.segments * self.segment_len;
-        dot_block(self.w.get(o * len..).unwrap_or(&[]), len, block, acc);
+        dot_rows(self.w.get(o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
     fn finish(&self, o: usize, acc: i32) -> i8 {
         let v = self.zp_out.saturating_add(requantize(acc, self.mult.get(o), self.shift.get(o)));
@@ -567,34 +608,42 @@ impl Kernels for I8 {
         let zp = l.zp_in as i16; // checked to be in -128..=127 at load
         load(xb, l.n_in, xs.get(..cols).unwrap_or(xs), LANES, |a| i16::from(a) - zp);
         let rows = 4 * l.hidden;
-        for r in 0..rows {
-            let gate = r / l.hidden.max(1);
-            let mut acc = [0i32; LSTM_STEPS_AT_ONCE];
-            let Some(acc) = acc.get_mut(..cols) else { return };
-            dot_block(l.w_ih.get(r * l.n_in..).unwrap_or(&[]), l.n_in, xb, acc);
-            for (step, &a) in acc.iter().enumerate() {
-                if let Some(g) = gates.get_mut(step * rows + r) {
-                    *g = l.b.get(r).saturating_add(requantize(a, l.mult_ih.get(gate), l.shift_ih.get(gate)));
+        // Gate by gate (i, f, g, o), each with its own requantization.
+        for gate in 0..4 {
+            let (mult, shift) = (l.mult_ih.get(gate), l.shift_ih.get(gate));
+            for r0 in (gate * l.hidden..(gate + 1) * l.hidden).step_by(ROWS_AT_ONCE) {
+                let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
+                let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min((gate + 1) * l.hidden - r0)) else { return };
+                dot_rows(l.w_ih.get(r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
+                for (r, a) in (r0..).zip(&*acc) {
+                    for (step, &a) in a.iter().enumerate().take(cols) {
+                        if let Some(g) = gates.get_mut(step * rows + r) {
+                            *g = l.b.get(r).saturating_add(requantize(a, mult, shift));
+                        }
+                    }
                 }
             }
         }
     }
 
     fn lstm_recur(l: &LstmI8<'_>, gates: &mut [i32], h: &mut [i8], c: &mut [i16], block: &mut [i16]) {
-        // The previous state, widened once for all 4L gate rows, which go two at a time.
+        // The previous state, widened once for all 4L gate rows.
         let Some(hb) =
             block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| b.get_mut(..block_len(l.hidden, 1)))
         else {
             return;
         };
         load(hb, l.hidden, &[&*h], LANES, i16::from);
-        for (pair, g) in gates.chunks_mut(2).enumerate() {
-            let r = 2 * pair;
-            let w = l.w_hh.get(r * l.hidden..).unwrap_or(&[]);
-            let acc = if g.len() == 2 { dot_rows2(w, l.hidden, hb) } else { dot_rows1(w, l.hidden, hb) };
-            for (j, (g, &a)) in g.iter_mut().zip(&acc).enumerate() {
-                let gate = (r + j) / l.hidden.max(1);
-                *g = g.saturating_add(requantize(a, l.mult_hh.get(gate), l.shift_hh.get(gate)));
+        for (gate, quarter) in gates.chunks_mut(l.hidden.max(1)).enumerate().take(4) {
+            let (mult, shift) = (l.mult_hh.get(gate), l.shift_hh.get(gate));
+            for (q, g) in quarter.chunks_mut(KERNEL_ROWS).enumerate() {
+                let r0 = gate * l.hidden + q * KERNEL_ROWS;
+                let mut acc = [[0i32; 4]; KERNEL_ROWS];
+                let Some(acc) = acc.get_mut(..g.len()) else { return };
+                dot_rows(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, hb, 1, acc);
+                for (g, a) in g.iter_mut().zip(&*acc) {
+                    *g = g.saturating_add(requantize(a[0], mult, shift));
+                }
             }
         }
         let mut quarters = gates.chunks_exact(l.hidden);
@@ -679,6 +728,31 @@ mod tests {
             dot_block_portable(&w[k..], k, &block, &mut b);
             prop_assert_eq!(dot_rows2(&w, k, &block), [a[0], b[0]]);
             prop_assert_eq!(dot_rows2_portable(&w, k, &block), [a[0], b[0]]);
+        }
+
+        /// Up to four rows at once (the AVX2 kernel on x86-64 CPUs that have it) equal the rows one by one
+        /// through the portable kernel, bit for bit, for any row length and 1-4 columns; the weights may run
+        /// on past the last row, as inside a tensor.
+        #[test]
+        fn dot_rows_is_rows_one_by_one(
+            w in proptest::collection::vec(any::<u8>(), 0..1300),
+            x in proptest::collection::vec(-255i16..=255, 4 * 320),
+            rows in 1usize..=4,
+            cols in 1usize..=4,
+            extra in 0usize..8,
+        ) {
+            let k = (w.len().saturating_sub(extra) / 4).min(320);
+            let mut block = std::vec![0i16; block_len(k, cols)];
+            for c in 0..cols {
+                put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], LANES, |v| v);
+            }
+            let mut got = std::vec![[7i32, -3, 5, 11]; rows];
+            dot_rows(&w, k, &block, cols, &mut got);
+            for (r, got) in got.iter().enumerate() {
+                let mut want = [7i32, -3, 5, 11];
+                dot_block_portable(&w[r * k..], k, &block, &mut want[..cols]);
+                prop_assert_eq!(got, &want, "row {} of {}, k {}, {} columns", r, rows, k, cols);
+            }
         }
 
         /// Requantization equals the exact product rounded, for the multipliers the quantizer makes.

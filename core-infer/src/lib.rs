@@ -19,8 +19,8 @@
 //! beyond them are refused at parse time with [`Error::Capacity`]. All working memory is one caller-owned
 //! scratch buffer of [`Model::scratch_bytes`] bytes.
 //!
-//! `unsafe` is denied but in the int8 SIMD kernels (`int8_ops`: SSE2 on x86-64, the Arm DSP extension with
-//! the `dsp` feature), each checked against the portable kernel.
+//! `unsafe` is denied but in the SIMD kernels (`int8_ops`: SSE2 on x86-64, the Arm DSP extension with the
+//! `dsp` feature; `avx2`: AVX2/FMA on x86-64 CPUs that have it), each checked against the portable kernel.
 #![no_std]
 #![deny(unsafe_code)]
 #![cfg_attr(
@@ -31,6 +31,8 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub mod block;
 pub mod ctc;
 #[cfg(feature = "f32")]

@@ -85,13 +85,23 @@ pub trait Mac {
     fn input(&self, x: Self::Act) -> Self::In;
     /// The accumulator of output `o`, holding its bias.
     fn init(&self, o: usize) -> Self::Acc;
-    /// `acc[c] +=` the dot product of output `o`'s weights (all its segments, in order) with column `c`
-    /// of `block` (`cols` columns, `acc.len() == cols`).
-    fn mac_block(&self, o: usize, block: &[Self::In], acc: &mut [Self::Acc]);
+    /// `acc[r][c] +=` the dot product of output `o + r`'s weights (all its segments, in order) with
+    /// column `c` of `block` (`cols` ≤ 4 columns), for the `acc.len()` ≤ [`KERNEL_ROWS`] outputs from `o`.
+    fn mac_rows(&self, o: usize, block: &[Self::In], cols: usize, acc: &mut [[Self::Acc; 4]]);
     /// Output `o`'s activation from its accumulator (ReLU, requantization). Monotonic in `acc`, so
     /// max-pooling accumulators equals max-pooling activations.
     fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
 }
+
+/// Most weight rows a kernel takes in one pass over a block: the x86-64 AVX2 kernels then load each
+/// input once for four rows. An LSTM's recurrent half always hands its gate rows over four at a time
+/// (on the Cortex-M4 they then go two at a time, through `dot_rows2`).
+pub const KERNEL_ROWS: usize = 4;
+
+/// Conv, dense and LSTM-input outputs computed in one pass: [`KERNEL_ROWS`] on x86-64; one elsewhere,
+/// where the Cortex-M4 kernel has registers for one row of four columns only, so grouping rows would
+/// only add loop overhead (0.7 M instructions per inference).
+pub const ROWS_AT_ONCE: usize = if cfg!(target_arch = "x86_64") { KERNEL_ROWS } else { 1 };
 
 /// Block slots [`conv_pool`] needs for a layer with `cin` input channels: one 3×3×C_in patch per
 /// position of a 2×2 pooling window.
@@ -105,7 +115,7 @@ pub const fn conv_block_len(cin: usize) -> usize {
 /// dropped, as the pool would drop it). Weight segment `ky * 3 + kx` of output `o` multiplies input row
 /// `y + ky - 1` of column `x + kx - 1`. The four patches of a pooling window are gathered once into
 /// `block` ([`conv_block_len`]); each output channel is then one pass over its weights with four
-/// accumulators, and only the largest is requantized.
+/// accumulators ([`ROWS_AT_ONCE`] channels per pass), and only the largest is requantized.
 pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M::In], out: &mut [M::Act]) {
     let (cin, cout) = (layer.segment_len(), layer.outputs().max(1));
     let Some(block) = block.get_mut(..conv_block_len(cin)) else { return };
@@ -138,13 +148,16 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
                 }
             }
         }
-        for (o, v) in out_row.iter_mut().enumerate() {
-            let mut acc = [layer.init(o); 4];
-            layer.mac_block(o, block, &mut acc);
-            let [a, b, c, d] = acc;
-            let ab = if b > a { b } else { a };
-            let cd = if d > c { d } else { c };
-            *v = layer.finish(o, if cd > ab { cd } else { ab });
+        for (q, outs) in out_row.chunks_mut(ROWS_AT_ONCE).enumerate() {
+            let o = q * ROWS_AT_ONCE;
+            let mut acc: [_; ROWS_AT_ONCE] = core::array::from_fn(|r| [layer.init(o + r); 4]);
+            let Some(acc) = acc.get_mut(..outs.len()) else { return };
+            layer.mac_rows(o, block, 4, acc);
+            for (r, (v, &[a, b, c, d])) in outs.iter_mut().zip(&*acc).enumerate() {
+                let ab = if b > a { b } else { a };
+                let cd = if d > c { d } else { c };
+                *v = layer.finish(o + r, if cd > ab { cd } else { ab });
+            }
         }
     }
 }
@@ -154,10 +167,14 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
 pub fn dense<M: Mac>(layer: &M, x: &[M::Act], block: &mut [M::In], out: &mut [M::Act]) {
     let Some(block) = block.get_mut(..block_len(x.len(), 1)) else { return };
     load(block, x.len(), &[x], M::LANES, |a| layer.input(a));
-    for (o, v) in out.iter_mut().enumerate() {
-        let mut acc = [layer.init(o)];
-        layer.mac_block(o, block, &mut acc);
-        *v = layer.finish(o, acc[0]);
+    for (q, outs) in out.chunks_mut(ROWS_AT_ONCE).enumerate() {
+        let o = q * ROWS_AT_ONCE;
+        let mut acc: [_; ROWS_AT_ONCE] = core::array::from_fn(|r| [layer.init(o + r); 4]);
+        let Some(acc) = acc.get_mut(..outs.len()) else { return };
+        layer.mac_rows(o, block, 1, acc);
+        for (r, (v, a)) in outs.iter_mut().zip(&*acc).enumerate() {
+            *v = layer.finish(o + r, a[0]);
+        }
     }
 }
 

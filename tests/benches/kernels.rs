@@ -1,15 +1,17 @@
-//! The int8 block kernel on the host, one call over a conv2-sized row (288 weights): the SIMD kernel this
-//! build uses (SSE2 on x86-64) against the portable reference, for 1 and 4 input columns.
+//! The int8 kernels on the host, over conv2-sized rows (288 weights), 1 and 4 input columns:
+//! - one row: the SIMD kernel this build uses (SSE2 on x86-64) against the portable reference;
+//! - four rows: `dot_rows` (the AVX2 four-row kernel on CPUs that have it) against four portable calls.
+//!
 //! `cargo bench -p equivalence-tests --bench kernels`.
 
 use core_infer::block::{block_len, put, zero_tail};
-use core_infer::int8_ops::{dot_block, dot_block_portable, LANES};
+use core_infer::int8_ops::{dot_block, dot_block_portable, dot_rows, LANES};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
 fn kernels(c: &mut Criterion) {
     const K: usize = 288;
-    let w: Vec<u8> = (0..K).map(|i| (i * 37 % 251) as u8).collect();
+    let w: Vec<u8> = (0..4 * K).map(|i| (i * 37 % 251) as u8).collect();
     let x: Vec<i8> = (0..K).map(|i| (i * 91 % 255) as i8).collect();
     let mut group = c.benchmark_group("int8 block kernel, 288 weights");
     for cols in [1, 4] {
@@ -29,6 +31,22 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| {
                 let mut acc = [0i32; 4];
                 dot_block_portable(black_box(&w), K, black_box(&block), &mut acc[..cols]);
+                acc
+            })
+        });
+        group.bench_function(format!("4 rows x {cols} column(s), dot_rows"), |b| {
+            b.iter(|| {
+                let mut acc = [[0i32; 4]; 4];
+                dot_rows(black_box(&w), K, black_box(&block), cols, &mut acc);
+                acc
+            })
+        });
+        group.bench_function(format!("4 rows x {cols} column(s), portable"), |b| {
+            b.iter(|| {
+                let mut acc = [[0i32; 4]; 4];
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    dot_block_portable(black_box(&w[r * K..]), K, black_box(&block), &mut acc[..cols]);
+                }
                 acc
             })
         });

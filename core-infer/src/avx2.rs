@@ -1,0 +1,349 @@
+//! x86-64 kernels for CPUs with AVX2 and FMA, chosen at run time (CPUID through `cpufeatures`, which
+//! needs no `std`): four weight rows against a [block](crate::block) of 1, 2 or 4 columns in one pass, so
+//! every input load serves four rows and every weight load up to four columns, with 16 or 32 products
+//! per register accumulated in place. The network calls them through `int8_ops::dot_rows` and
+//! `f32_ops`'s `rows`, which fall back to the portable kernels elsewhere and finish a row's partial last
+//! group of four; proptests check both kernels against the portable ones (int8: bit for bit).
+//!
+//! Block layout recap: group `g` of column `c` is the four slots at `(g · cols + c) · 4`. With two
+//! columns or more, each 128-bit half of a register holds one group of two neighbouring columns ("a unit");
+//! a 256-bit register pairs group `g` (low half) with group `g + 2` (high half), so that one weight load
+//! of four groups, split in-lane (`vpshufd`, no lane crossing), serves both halves.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+
+cpufeatures::new!(cpuid_avx2_fma, "avx2", "fma");
+
+/// Whether this CPU (and OS) runs AVX2 and FMA code; CPUID is read once, then cached.
+pub fn available() -> bool {
+    cpuid_avx2_fma::get()
+}
+
+/// Byte shuffle putting each group of four int8 weights in the block's lane order [0, 2, 1, 3].
+const LANE_ORDER: [i8; 16] = [0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15];
+
+/// The groups of four a kernel runs on four rows of `k` weights at stride `k` (`w_len` of them) and a
+/// block of `block_len` slots for `cols` columns: all of them, the last one whole even if `k` is not a
+/// multiple of 4 when the weights run on that far (inside a tensor they do: the extra weights then meet
+/// the block's zero padding, as in the Cortex-M4 kernel); else the whole groups only; 0 if the block is
+/// too short. Every read of the kernels below stays within these bounds.
+fn groups(w_len: usize, k: usize, block_len: usize, cols: usize) -> usize {
+    let fits = |groups: usize| w_len >= 3 * k + 4 * groups && block_len >= 4 * groups * cols;
+    [k.div_ceil(4), k / 4].into_iter().find(|&g| fits(g)).unwrap_or(0)
+}
+
+/// `acc[r][c] += Σ w_r[j] · x_c[j]` for the four int8 weight rows `w_r = w[r·k ..]` over their whole
+/// groups of four (see [`groups`]), and returns how many groups it ran (0 when `cols` is not 1, 2 or 4
+/// or the slices are too short; the caller finishes the rest). Wrapping i32 sums, like the portable kernel.
+///
+/// # Safety
+/// The CPU must have AVX2 ([`available`]).
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_rows4_i8(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]; 4]) -> usize {
+    let groups = groups(w.len(), k, block.len(), cols);
+    if groups == 0 {
+        return 0;
+    }
+    // SAFETY: `groups` checked every read: four rows of `groups · 4` bytes at stride `k` and `groups · 4 ·
+    // cols` block slots.
+    unsafe {
+        match cols {
+            1 => i8_one_column(w.as_ptr(), k, block.as_ptr(), groups, acc),
+            2 => i8_units::<1>(w.as_ptr(), k, block.as_ptr(), groups, acc),
+            4 => i8_units::<2>(w.as_ptr(), k, block.as_ptr(), groups, acc),
+            _ => return 0,
+        }
+    }
+    groups
+}
+
+/// Four weights at `p` (one group), sign-extended to i16 in lane order, in both 64-bit halves.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn i8_group(p: *const u8, order: __m128i) -> __m128i {
+    // SAFETY (caller): `p` has 4 readable bytes.
+    let v = _mm_cvtsi32_si128(unsafe { p.cast::<i32>().read_unaligned() });
+    let v = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v, order));
+    _mm_unpacklo_epi64(v, v)
+}
+
+/// Sixteen weights at `p` (four groups), in lane order, as i16: groups 0, 1 in the low half, 2, 3 in the high.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn i8_groups4(p: *const u8, order: __m128i) -> __m256i {
+    // SAFETY (caller): `p` has 16 readable bytes.
+    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(unsafe { _mm_loadu_si128(p.cast()) }, order))
+}
+
+/// The sum of the four i32 lanes of `v` in lanes 0, 1 (first column) and 2, 3 (second).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pair_sums(v: __m128i) -> [i32; 2] {
+    let s = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0b10_11_00_01));
+    [_mm_cvtsi128_si32(s), _mm_extract_epi32(s, 2)]
+}
+
+/// One column: four groups are one 256-bit register of inputs and, per row, one of weights.
+#[target_feature(enable = "avx2")]
+unsafe fn i8_one_column(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
+    // SAFETY (all reads): within the bounds `dot_rows4_i8` checked.
+    unsafe {
+        let order = _mm_loadu_si128(LANE_ORDER.as_ptr().cast());
+        let mut s = [_mm256_setzero_si256(); 4];
+        let chunks = groups / 4;
+        for q in 0..chunks {
+            let xv = _mm256_loadu_si256(x.add(16 * q).cast());
+            for (r, s) in s.iter_mut().enumerate() {
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(xv, i8_groups4(w.add(r * k + 16 * q), order)));
+            }
+        }
+        let mut t = [_mm_setzero_si128(); 4];
+        for g in 4 * chunks..groups {
+            let xv = _mm_loadl_epi64(x.add(4 * g).cast());
+            for (r, t) in t.iter_mut().enumerate() {
+                *t = _mm_add_epi32(*t, _mm_madd_epi16(xv, i8_group(w.add(r * k + 4 * g), order)));
+            }
+        }
+        for ((a, s), t) in acc.iter_mut().zip(s).zip(t) {
+            let v = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)), t);
+            let [lo, hi] = pair_sums(v);
+            a[0] = a[0].wrapping_add(lo.wrapping_add(hi));
+        }
+    }
+}
+
+/// `2 · U` columns: unit `u` (columns `2u`, `2u + 1`) of groups `g` and `g + 2` share a register.
+#[target_feature(enable = "avx2")]
+unsafe fn i8_units<const U: usize>(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
+    let stride = 8 * U; // slots per group
+    // SAFETY (all reads): within the bounds `dot_rows4_i8` checked.
+    unsafe {
+        let order = _mm_loadu_si128(LANE_ORDER.as_ptr().cast());
+        let mut s = [[_mm256_setzero_si256(); U]; 4];
+        let chunks = groups / 4;
+        for q in 0..chunks {
+            let base = x.add(4 * stride * q);
+            let mut even = [_mm256_setzero_si256(); U]; // groups 0 and 2 of the four
+            let mut odd = [_mm256_setzero_si256(); U]; // groups 1 and 3
+            for (u, (even, odd)) in even.iter_mut().zip(&mut odd).enumerate() {
+                let at = |g: usize| base.add(g * stride + 8 * u).cast::<__m128i>();
+                *even = _mm256_loadu2_m128i(at(2), at(0));
+                *odd = _mm256_loadu2_m128i(at(3), at(1));
+            }
+            for (r, s) in s.iter_mut().enumerate() {
+                let wv = i8_groups4(w.add(r * k + 16 * q), order);
+                let (w02, w13) = (_mm256_shuffle_epi32(wv, 0b01_00_01_00), _mm256_shuffle_epi32(wv, 0b11_10_11_10));
+                for ((s, &even), &odd) in s.iter_mut().zip(&even).zip(&odd) {
+                    let p = _mm256_add_epi32(_mm256_madd_epi16(even, w02), _mm256_madd_epi16(odd, w13));
+                    *s = _mm256_add_epi32(*s, p);
+                }
+            }
+        }
+        let mut t = [[_mm_setzero_si128(); U]; 4];
+        for g in 4 * chunks..groups {
+            for (r, t) in t.iter_mut().enumerate() {
+                let wv = i8_group(w.add(r * k + 4 * g), order);
+                for (u, t) in t.iter_mut().enumerate() {
+                    let xv = _mm_loadu_si128(x.add(g * stride + 8 * u).cast());
+                    *t = _mm_add_epi32(*t, _mm_madd_epi16(xv, wv));
+                }
+            }
+        }
+        for ((a, s), t) in acc.iter_mut().zip(s).zip(t) {
+            for (u, (s, t)) in s.into_iter().zip(t).enumerate() {
+                let v = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)), t);
+                for (j, sum) in pair_sums(v).into_iter().enumerate() {
+                    if let Some(a) = a.get_mut(2 * u + j) {
+                        *a = a.wrapping_add(sum);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The f32 twin of [`dot_rows4_i8`]: four rows of little-endian f32 weights (`w` in bytes, rows `4k`
+/// bytes apart) against 1, 2 or 4 block columns, with FMA. Returns the groups it ran (see [`groups`]; a
+/// non-finite weight just past a row would make that row's sum NaN, which only a broken model has).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA ([`available`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot_rows4_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]; 4]) -> usize {
+    let groups = groups(w.len() / 4, k, block.len(), cols);
+    if groups == 0 {
+        return 0;
+    }
+    // SAFETY: as for the int8 kernel, in units of f32.
+    unsafe {
+        let w = w.as_ptr().cast::<f32>();
+        match cols {
+            1 => f32_one_column(w, k, block.as_ptr(), groups, acc),
+            2 => f32_units::<1>(w, k, block.as_ptr(), groups, acc),
+            4 => f32_units::<2>(w, k, block.as_ptr(), groups, acc),
+            _ => return 0,
+        }
+    }
+    groups
+}
+
+/// The sums of the low and the high four lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn half_sums(v: __m256) -> [f32; 2] {
+    let s = _mm256_hadd_ps(v, v);
+    let s = _mm256_hadd_ps(s, s);
+    [_mm256_cvtss_f32(s), _mm_cvtss_f32(_mm256_extractf128_ps(s, 1))]
+}
+
+/// One column: two groups per register.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_one_column(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 4]) {
+    // SAFETY (all reads, unaligned loads): within the bounds `dot_rows4_f32` checked.
+    unsafe {
+        let mut s = [_mm256_setzero_ps(); 4];
+        let pairs = groups / 2;
+        for p in 0..pairs {
+            let xv = _mm256_loadu_ps(x.add(8 * p));
+            for (r, s) in s.iter_mut().enumerate() {
+                *s = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w.add(r * k + 8 * p)), *s);
+            }
+        }
+        let mut t = [_mm_setzero_ps(); 4];
+        if groups % 2 == 1 {
+            let g = groups - 1;
+            let xv = _mm_loadu_ps(x.add(4 * g));
+            for (r, t) in t.iter_mut().enumerate() {
+                *t = _mm_fmadd_ps(xv, _mm_loadu_ps(w.add(r * k + 4 * g)), *t);
+            }
+        }
+        for ((a, s), t) in acc.iter_mut().zip(s).zip(t) {
+            let [lo, hi] = half_sums(s);
+            let t = _mm_hadd_ps(t, t);
+            a[0] += lo + hi + _mm_cvtss_f32(_mm_hadd_ps(t, t));
+        }
+    }
+}
+
+/// `2 · U` columns: a group of unit `u` (columns `2u`, `2u + 1`) is one register; its four weights are
+/// loaded into both halves.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_units<const U: usize>(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 4]) {
+    let stride = 8 * U; // slots per group
+    // SAFETY (all reads, unaligned loads): within the bounds `dot_rows4_f32` checked.
+    unsafe {
+        let mut s = [[_mm256_setzero_ps(); U]; 4];
+        for g in 0..groups {
+            let mut xv = [_mm256_setzero_ps(); U];
+            for (u, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm256_loadu_ps(x.add(g * stride + 8 * u));
+            }
+            for (r, s) in s.iter_mut().enumerate() {
+                let p = w.add(r * k + 4 * g);
+                let wv = _mm256_loadu2_m128(p, p);
+                for (s, &xv) in s.iter_mut().zip(&xv) {
+                    *s = _mm256_fmadd_ps(xv, wv, *s);
+                }
+            }
+        }
+        for (a, s) in acc.iter_mut().zip(s) {
+            for (u, s) in s.into_iter().enumerate() {
+                for (j, sum) in half_sums(s).into_iter().enumerate() {
+                    if let Some(a) = a.get_mut(2 * u + j) {
+                        *a += sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`dot_rows4_i8`] if this CPU has AVX2 and FMA, else nothing (0 groups run).
+pub fn rows4_i8(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]; 4]) -> usize {
+    // SAFETY: the CPU has the features the kernel is compiled for.
+    if available() { unsafe { dot_rows4_i8(w, k, block, cols, acc) } } else { 0 }
+}
+
+/// [`dot_rows4_f32`] if this CPU has AVX2 and FMA, else nothing (0 groups run).
+pub fn rows4_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]; 4]) -> usize {
+    // SAFETY: the CPU has the features the kernel is compiled for.
+    if available() { unsafe { dot_rows4_f32(w, k, block, cols, acc) } } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The CI machines have AVX2; say so loudly where one does not, as the kernels then go untested here.
+    fn skip() -> bool {
+        if !available() {
+            std::eprintln!("SKIPPED: this CPU has no AVX2/FMA; the AVX2 kernels are not tested on it");
+        }
+        !available()
+    }
+
+    proptest! {
+        /// The int8 kernel's four rows equal exact i64 sums over its whole groups (the block padded with
+        /// zeros as the network pads it), for 1, 2 and 4 columns.
+        #[test]
+        fn int8_rows_are_exact(
+            w in proptest::collection::vec(any::<i8>(), 4..1300),
+            x in proptest::collection::vec(-255i16..=255, 4 * 330),
+            cols in prop::sample::select(std::vec![1usize, 2, 4]),
+            extra in 0usize..4,
+        ) {
+            if skip() {
+                return Ok(());
+            }
+            // four rows of k, then up to 3 more weights (a partial last group is run whole only then)
+            let k = (w.len() - extra) / 4;
+            let wb: std::vec::Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            let mut block = std::vec![0i16; crate::block::block_len(k, cols)];
+            for c in 0..cols {
+                crate::block::put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], crate::int8_ops::LANES, |v| v);
+            }
+            let mut acc = [[0i32; 4]; 4];
+            let done = rows4_i8(&wb, k, &block, cols, &mut acc);
+            let whole = if w.len() >= 3 * k + 4 * k.div_ceil(4) { k.div_ceil(4) } else { k / 4 };
+            prop_assert_eq!(done, whole);
+            for (r, acc) in acc.iter().enumerate() {
+                for (c, &got) in acc.iter().enumerate().take(cols) {
+                    let n = (4 * done).min(k);
+                    let exact: i64 = (0..n).map(|j| i64::from(w[r * k + j]) * i64::from(x[c * k + j])).sum();
+                    prop_assert_eq!(i64::from(got), exact, "row {}, column {}", r, c);
+                }
+            }
+        }
+
+        /// The f32 kernel's four rows equal f64 sums over its whole groups, to rounding.
+        #[test]
+        fn f32_rows_match_f64(
+            w in proptest::collection::vec(-1f32..1.0, 4..1300),
+            x in proptest::collection::vec(-4f32..4.0, 4 * 330),
+            cols in prop::sample::select(std::vec![1usize, 2, 4]),
+        ) {
+            if skip() {
+                return Ok(());
+            }
+            let k = w.len() / 4;
+            let wb: std::vec::Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut block = std::vec![0f32; crate::block::block_len(k, cols)];
+            for c in 0..cols {
+                crate::block::put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], [0, 1, 2, 3], |v| v);
+            }
+            let mut acc = [[0f32; 4]; 4];
+            let done = rows4_f32(&wb, k, &block, cols, &mut acc);
+            let whole = if w.len() >= 3 * k + 4 * k.div_ceil(4) { k.div_ceil(4) } else { k / 4 };
+            prop_assert_eq!(done, whole);
+            for (r, acc) in acc.iter().enumerate() {
+                for (c, &got) in acc.iter().enumerate().take(cols) {
+                    let terms = (0..(4 * done).min(k)).map(|j| f64::from(w[r * k + j]) * f64::from(x[c * k + j]));
+                    let (exact, size): (f64, f64) = terms.fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()));
+                    prop_assert!((f64::from(got) - exact).abs() <= 1e-6 * size + 1e-6, "row {r}, column {c}: {got} vs {exact}");
+                }
+            }
+        }
+    }
+}

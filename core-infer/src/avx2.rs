@@ -20,8 +20,62 @@ pub fn available() -> bool {
     cpuid_avx2_fma::get()
 }
 
-/// Byte shuffle putting each group of four int8 weights in the block's lane order [0, 2, 1, 3].
-const LANE_ORDER: [i8; 16] = [0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15];
+/// Whether the CPU also has AVX-VNNI (`vpdpwssd`: multiply i16 pairs, add neighbours and accumulate in
+/// one instruction). `cpufeatures` does not know this feature, so CPUID leaf 7, sub-leaf 1, EAX bit 4 is
+/// read here (once; the OS side, YMM state, is what [`available`] checked).
+pub fn vnni() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            // (CPUID exists on every x86-64 CPU; leaf 7 is only read when the CPU reports it.)
+            let has = available() && __cpuid(0).eax >= 7 && __cpuid_count(7, 1).eax & (1 << 4) != 0;
+            STATE.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+            has
+        }
+        state => state == 2,
+    }
+}
+
+/// `acc + Σ` of neighbouring i16 products of `a` and `b`, per i32 lane: two instructions with AVX2, one
+/// with AVX-VNNI. The kernels are written once over it and instantiated in a function compiled for each.
+trait Madd {
+    /// # Safety
+    /// Only inlined into a function compiled with the implementor's features.
+    unsafe fn madd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
+    /// # Safety
+    /// As [`Madd::madd`].
+    unsafe fn madd128(acc: __m128i, a: __m128i, b: __m128i) -> __m128i;
+}
+
+struct Avx2;
+struct AvxVnni;
+
+impl Madd for Avx2 {
+    #[inline(always)]
+    unsafe fn madd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY (caller): AVX2 is enabled where this is inlined.
+        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
+    }
+    #[inline(always)]
+    unsafe fn madd128(acc: __m128i, a: __m128i, b: __m128i) -> __m128i {
+        // SAFETY (caller): as above.
+        unsafe { _mm_add_epi32(acc, _mm_madd_epi16(a, b)) }
+    }
+}
+
+impl Madd for AvxVnni {
+    #[inline(always)]
+    unsafe fn madd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY (caller): AVX-VNNI is enabled where this is inlined.
+        unsafe { _mm256_dpwssd_avx_epi32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn madd128(acc: __m128i, a: __m128i, b: __m128i) -> __m128i {
+        // SAFETY (caller): as above.
+        unsafe { _mm_dpwssd_avx_epi32(acc, a, b) }
+    }
+}
 
 /// The groups of four a kernel runs on four rows of `k` weights at stride `k` (`w_len` of them) and a
 /// block of `block_len` slots for `cols` columns: all of them, the last one whole even if `k` is not a
@@ -41,68 +95,86 @@ fn groups(w_len: usize, k: usize, block_len: usize, cols: usize) -> usize {
 /// The CPU must have AVX2 ([`available`]).
 #[target_feature(enable = "avx2")]
 pub unsafe fn dot_rows4_i8(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]; 4]) -> usize {
+    // SAFETY: AVX2 is enabled here.
+    unsafe { i8_rows4::<Avx2>(w, k, block, cols, acc) }
+}
+
+/// [`dot_rows4_i8`] with AVX-VNNI.
+///
+/// # Safety
+/// The CPU must have AVX2 and AVX-VNNI ([`vnni`]).
+#[target_feature(enable = "avx2,avxvnni")]
+pub unsafe fn dot_rows4_i8_vnni(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]; 4]) -> usize {
+    // SAFETY: AVX2 and AVX-VNNI are enabled here.
+    unsafe { i8_rows4::<AvxVnni>(w, k, block, cols, acc) }
+}
+
+/// The body of both int8 entry points, inlined into each (so it compiles with their features).
+#[inline(always)]
+unsafe fn i8_rows4<M: Madd>(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]; 4]) -> usize {
     let groups = groups(w.len(), k, block.len(), cols);
     if groups == 0 {
         return 0;
     }
     // SAFETY: `groups` checked every read: four rows of `groups · 4` bytes at stride `k` and `groups · 4 ·
-    // cols` block slots.
+    // cols` block slots; the caller's features cover the intrinsics.
     unsafe {
         match cols {
-            1 => i8_one_column(w.as_ptr(), k, block.as_ptr(), groups, acc),
-            2 => i8_units::<1>(w.as_ptr(), k, block.as_ptr(), groups, acc),
-            4 => i8_units::<2>(w.as_ptr(), k, block.as_ptr(), groups, acc),
+            1 => i8_one_column::<M>(w.as_ptr(), k, block.as_ptr(), groups, acc),
+            2 => i8_units::<M, 1>(w.as_ptr(), k, block.as_ptr(), groups, acc),
+            4 => i8_units::<M, 2>(w.as_ptr(), k, block.as_ptr(), groups, acc),
             _ => return 0,
         }
     }
     groups
 }
 
-/// Four weights at `p` (one group), sign-extended to i16 in lane order, in both 64-bit halves.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn i8_group(p: *const u8, order: __m128i) -> __m128i {
-    // SAFETY (caller): `p` has 4 readable bytes.
-    let v = _mm_cvtsi32_si128(unsafe { p.cast::<i32>().read_unaligned() });
-    let v = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v, order));
-    _mm_unpacklo_epi64(v, v)
+/// Four weights at `p` (one group), sign-extended to i16 (the block's lane order on x86 is the natural
+/// one), in both 64-bit halves.
+#[inline(always)]
+unsafe fn i8_group(p: *const u8) -> __m128i {
+    // SAFETY (caller): `p` has 4 readable bytes; AVX2 is enabled where this is inlined.
+    unsafe {
+        let v = _mm_cvtepi8_epi16(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned()));
+        _mm_unpacklo_epi64(v, v)
+    }
 }
 
-/// Sixteen weights at `p` (four groups), in lane order, as i16: groups 0, 1 in the low half, 2, 3 in the high.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn i8_groups4(p: *const u8, order: __m128i) -> __m256i {
-    // SAFETY (caller): `p` has 16 readable bytes.
-    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(unsafe { _mm_loadu_si128(p.cast()) }, order))
+/// Sixteen weights at `p` (four groups) as i16: groups 0, 1 in the low half, 2, 3 in the high.
+#[inline(always)]
+unsafe fn i8_groups4(p: *const u8) -> __m256i {
+    // SAFETY (caller): `p` has 16 readable bytes; AVX2 is enabled where this is inlined.
+    unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())) }
 }
 
 /// The sum of the four i32 lanes of `v` in lanes 0, 1 (first column) and 2, 3 (second).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn pair_sums(v: __m128i) -> [i32; 2] {
-    let s = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0b10_11_00_01));
-    [_mm_cvtsi128_si32(s), _mm_extract_epi32(s, 2)]
+#[inline(always)]
+unsafe fn pair_sums(v: __m128i) -> [i32; 2] {
+    // SAFETY (caller): AVX2 is enabled where this is inlined.
+    unsafe {
+        let s = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0b10_11_00_01));
+        [_mm_cvtsi128_si32(s), _mm_extract_epi32(s, 2)]
+    }
 }
 
 /// One column: four groups are one 256-bit register of inputs and, per row, one of weights.
-#[target_feature(enable = "avx2")]
-unsafe fn i8_one_column(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
+#[inline(always)]
+unsafe fn i8_one_column<M: Madd>(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
     // SAFETY (all reads): within the bounds `dot_rows4_i8` checked.
     unsafe {
-        let order = _mm_loadu_si128(LANE_ORDER.as_ptr().cast());
         let mut s = [_mm256_setzero_si256(); 4];
         let chunks = groups / 4;
         for q in 0..chunks {
             let xv = _mm256_loadu_si256(x.add(16 * q).cast());
             for (r, s) in s.iter_mut().enumerate() {
-                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(xv, i8_groups4(w.add(r * k + 16 * q), order)));
+                *s = M::madd(*s, xv, i8_groups4(w.add(r * k + 16 * q)));
             }
         }
         let mut t = [_mm_setzero_si128(); 4];
         for g in 4 * chunks..groups {
             let xv = _mm_loadl_epi64(x.add(4 * g).cast());
             for (r, t) in t.iter_mut().enumerate() {
-                *t = _mm_add_epi32(*t, _mm_madd_epi16(xv, i8_group(w.add(r * k + 4 * g), order)));
+                *t = M::madd128(*t, xv, i8_group(w.add(r * k + 4 * g)));
             }
         }
         for ((a, s), t) in acc.iter_mut().zip(s).zip(t) {
@@ -114,12 +186,11 @@ unsafe fn i8_one_column(w: *const u8, k: usize, x: *const i16, groups: usize, ac
 }
 
 /// `2 · U` columns: unit `u` (columns `2u`, `2u + 1`) of groups `g` and `g + 2` share a register.
-#[target_feature(enable = "avx2")]
-unsafe fn i8_units<const U: usize>(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
+#[inline(always)]
+unsafe fn i8_units<M: Madd, const U: usize>(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
     let stride = 8 * U; // slots per group
     // SAFETY (all reads): within the bounds `dot_rows4_i8` checked.
     unsafe {
-        let order = _mm_loadu_si128(LANE_ORDER.as_ptr().cast());
         let mut s = [[_mm256_setzero_si256(); U]; 4];
         let chunks = groups / 4;
         for q in 0..chunks {
@@ -132,21 +203,20 @@ unsafe fn i8_units<const U: usize>(w: *const u8, k: usize, x: *const i16, groups
                 *odd = _mm256_loadu2_m128i(at(3), at(1));
             }
             for (r, s) in s.iter_mut().enumerate() {
-                let wv = i8_groups4(w.add(r * k + 16 * q), order);
+                let wv = i8_groups4(w.add(r * k + 16 * q));
                 let (w02, w13) = (_mm256_shuffle_epi32(wv, 0b01_00_01_00), _mm256_shuffle_epi32(wv, 0b11_10_11_10));
                 for ((s, &even), &odd) in s.iter_mut().zip(&even).zip(&odd) {
-                    let p = _mm256_add_epi32(_mm256_madd_epi16(even, w02), _mm256_madd_epi16(odd, w13));
-                    *s = _mm256_add_epi32(*s, p);
+                    *s = M::madd(M::madd(*s, even, w02), odd, w13);
                 }
             }
         }
         let mut t = [[_mm_setzero_si128(); U]; 4];
         for g in 4 * chunks..groups {
             for (r, t) in t.iter_mut().enumerate() {
-                let wv = i8_group(w.add(r * k + 4 * g), order);
+                let wv = i8_group(w.add(r * k + 4 * g));
                 for (u, t) in t.iter_mut().enumerate() {
                     let xv = _mm_loadu_si128(x.add(g * stride + 8 * u).cast());
-                    *t = _mm_add_epi32(*t, _mm_madd_epi16(xv, wv));
+                    *t = M::madd128(*t, xv, wv);
                 }
             }
         }
@@ -259,10 +329,93 @@ unsafe fn f32_units<const U: usize>(w: *const f32, k: usize, x: *const f32, grou
     }
 }
 
-/// [`dot_rows4_i8`] if this CPU has AVX2 and FMA, else nothing (0 groups run).
+/// `e^x` in eight lanes, for the f32 LSTM cell: `x = n · ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its
+/// Taylor polynomial to `r^7` (truncation below 2^-24 relative), `2^n` built in the exponent bits.
+/// `x` is clamped to [−87.3, 88.3], where `2^n` stays a normal float, so results are finite and positive.
+#[inline(always)]
+unsafe fn exp8(x: __m256) -> __m256 {
+    // SAFETY (caller): AVX2 and FMA are enabled where this is inlined.
+    unsafe {
+        let set = _mm256_set1_ps;
+        let x = _mm256_min_ps(_mm256_max_ps(x, set(-87.3)), set(88.3));
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+            x,
+            set(core::f32::consts::LOG2_E),
+        ));
+        // ln 2 in two parts, the first exact in few bits, so that n · LN2_HI is exact (Cody and Waite)
+        let r = _mm256_fnmadd_ps(n, set(0.693_145_75), x);
+        let r = _mm256_fnmadd_ps(n, set(1.428_606_8e-6), r);
+        let mut p = set(1.0 / 5040.0);
+        for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm256_fmadd_ps(p, r, set(c));
+        }
+        let two_n = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
+        _mm256_mul_ps(p, _mm256_castsi256_ps(two_n))
+    }
+}
+
+/// `1 / (1 + e^−x)` in eight lanes.
+#[inline(always)]
+unsafe fn sigmoid8(x: __m256) -> __m256 {
+    // SAFETY (caller): as for `exp8`.
+    unsafe {
+        let one = _mm256_set1_ps(1.0);
+        _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))))
+    }
+}
+
+/// `tanh x = 2 σ(2x) − 1` in eight lanes (absolute error a few 1e-8, which is what the cell needs).
+#[inline(always)]
+unsafe fn tanh8(x: __m256) -> __m256 {
+    // SAFETY (caller): as for `exp8`.
+    unsafe {
+        let two = _mm256_set1_ps(2.0);
+        _mm256_fmsub_ps(two, sigmoid8(_mm256_mul_ps(two, x)), _mm256_set1_ps(1.0))
+    }
+}
+
+/// The f32 LSTM cell update for the first multiple of 8 units: `c = σ(f) c + σ(i) tanh(g)`,
+/// `h = σ(o) tanh(c)`, from the gate pre-activations `gates = [i | f | g | o]` (`h.len()` each). Returns
+/// the units done; the caller updates the rest (libm's scalar functions).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA ([`available`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn lstm_cell_f32(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
+    let n = h.len();
+    let units = if c.len() == n && gates.len() >= 4 * n { n - n % 8 } else { 0 };
+    // SAFETY: every load and store below is within `gates[..4n]`, `h[..n]` and `c[..n]` (checked above).
+    unsafe {
+        let (gp, hp, cp) = (gates.as_ptr(), h.as_mut_ptr(), c.as_mut_ptr());
+        for u in (0..units).step_by(8) {
+            let gate = |q: usize| _mm256_loadu_ps(gp.add(q * n + u));
+            let (i, f, g, o) = (sigmoid8(gate(0)), sigmoid8(gate(1)), tanh8(gate(2)), sigmoid8(gate(3)));
+            let cell = _mm256_fmadd_ps(f, _mm256_loadu_ps(cp.add(u)), _mm256_mul_ps(i, g));
+            _mm256_storeu_ps(cp.add(u), cell);
+            _mm256_storeu_ps(hp.add(u), _mm256_mul_ps(o, tanh8(cell)));
+        }
+    }
+    units
+}
+
+/// [`lstm_cell_f32`] if this CPU has AVX2 and FMA, else nothing (0 units done).
+pub fn lstm_cell(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
+    // SAFETY: the CPU has the features the function is compiled for.
+    if available() { unsafe { lstm_cell_f32(gates, h, c) } } else { 0 }
+}
+
+/// [`dot_rows4_i8_vnni`] or [`dot_rows4_i8`], the best this CPU runs, else nothing (0 groups run).
 pub fn rows4_i8(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]; 4]) -> usize {
-    // SAFETY: the CPU has the features the kernel is compiled for.
-    if available() { unsafe { dot_rows4_i8(w, k, block, cols, acc) } } else { 0 }
+    // SAFETY: the CPU has the features each kernel is compiled for.
+    unsafe {
+        if vnni() {
+            dot_rows4_i8_vnni(w, k, block, cols, acc)
+        } else if available() {
+            dot_rows4_i8(w, k, block, cols, acc)
+        } else {
+            0
+        }
+    }
 }
 
 /// [`dot_rows4_f32`] if this CPU has AVX2 and FMA, else nothing (0 groups run).
@@ -314,6 +467,28 @@ mod tests {
                     let exact: i64 = (0..n).map(|j| i64::from(w[r * k + j]) * i64::from(x[c * k + j])).sum();
                     prop_assert_eq!(i64::from(got), exact, "row {}, column {}", r, c);
                 }
+            }
+        }
+
+        /// The vectorized f32 LSTM cell equals the scalar one (libm's expf and tanhf) to a few 1e-7, over
+        /// gate values far into saturation.
+        #[test]
+        fn lstm_cell_matches_libm(
+            gates in proptest::collection::vec(-30f32..30.0, 4 * 24),
+            c0 in proptest::collection::vec(-6f32..6.0, 24),
+        ) {
+            if skip() {
+                return Ok(());
+            }
+            let (mut h, mut c) = (std::vec![0f32; 24], c0.clone());
+            prop_assert_eq!(lstm_cell(&gates, &mut h, &mut c), 24);
+            let sigmoid = |x: f32| 1.0 / (1.0 + libm::expf(-x));
+            for u in 0..24 {
+                let (i, f, g, o) = (gates[u], gates[24 + u], gates[48 + u], gates[72 + u]);
+                let cell = sigmoid(f) * c0[u] + sigmoid(i) * libm::tanhf(g);
+                let hidden = sigmoid(o) * libm::tanhf(cell);
+                prop_assert!((c[u] - cell).abs() <= 1e-6 * (1.0 + cell.abs()), "c: {} vs {}", c[u], cell);
+                prop_assert!((h[u] - hidden).abs() <= 1e-6, "h: {} vs {}", h[u], hidden);
             }
         }
 

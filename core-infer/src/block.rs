@@ -5,8 +5,8 @@
 //! once per block instead of once per output channel. The values are grouped by four: group `g` of
 //! column `c` is the four slots at `(g · cols + c) · 4`, so a kernel walking one weight row reads the
 //! four columns' inputs for the same four weights side by side (one weight word, four accumulators).
-//! Within a group, input `j` sits in slot `lanes[j]`: int8 uses `[0, 2, 1, 3]`, the order in which
-//! the Arm SXTB16 instruction splits a weight word into its even and odd bytes.
+//! Within a group, input `j` sits in slot `lanes[j]`: int8 on Arm uses `[0, 2, 1, 3]`, the order in
+//! which the SXTB16 instruction splits a weight word into its even and odd bytes.
 //! `n` is padded to a multiple of four; the padding slots hold zero, so a kernel may run over them.
 
 /// Slots of a block of `cols` columns of `n` inputs.

@@ -220,7 +220,13 @@ impl Kernels for F32 {
         else {
             return;
         };
-        for ((((h, c), &i), &f), (&g, &o)) in h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)) {
+        // Eight units at a time with AVX2 on x86-64 (exp by polynomial), the rest with libm.
+        #[cfg(target_arch = "x86_64")]
+        let done = crate::avx2::lstm_cell(gates, h, c);
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        let units = h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)).skip(done);
+        for ((((h, c), &i), &f), (&g, &o)) in units {
             *c = sigmoid(f) * *c + sigmoid(i) * libm::tanhf(g);
             *h = sigmoid(o) * libm::tanhf(*c);
         }

@@ -133,9 +133,11 @@ impl<'a> LinearI8<'a> {
     }
 }
 
-/// Where input `j` of a group of four sits in an int8 [block](crate::block): SXTB16 splits a weight
-/// word into its bytes 0 and 2 (one register) and 1 and 3 (another), so the inputs are stored in that order.
-pub const LANES: [usize; 4] = [0, 2, 1, 3];
+/// Where input `j` of a group of four sits in an int8 [block](crate::block). On Arm, SXTB16 splits a
+/// weight word into its bytes 0 and 2 (one register) and 1 and 3 (another), so the inputs are stored in
+/// that order; elsewhere (x86 widens weights in order) they stay in order. Either order is its own
+/// inverse: weight `j` meets slot `LANES[j]`, and slot `p` holds input `LANES[p]`.
+pub const LANES: [usize; 4] = if cfg!(target_arch = "arm") { [0, 2, 1, 3] } else { [0, 1, 2, 3] };
 
 /// `acc[c] += Σ_k w[k] · x_c[k]` over one weight row of `k` int8 weights, for each column `c` of
 /// `block` (`acc.len()` columns of `x − zp` in i16). `w` starts at the row and may run on to the end
@@ -264,8 +266,9 @@ fn groups<const C: usize>(row: &[u8], xs: &[i16], acc: &mut [i32]) {
     let mut sums = [0i32; C];
     for (wg, xg) in row.chunks_exact(4).zip(xs.chunks_exact(4 * C)) {
         let &[w0, w1, w2, w3] = wg else { continue };
-        // the weights in the block's lane order (LANES = [0, 2, 1, 3])
-        let wl = [w0, w2, w1, w3].map(|v| i32::from(v as i8));
+        // the weights in the block's lane order
+        let w = [w0, w1, w2, w3];
+        let wl = LANES.map(|j| w.get(j).map_or(0, |&v| i32::from(v as i8)));
         for (sum, x) in sums.iter_mut().zip(xg.chunks_exact(4)) {
             let &[x0, x1, x2, x3] = x else { continue };
             let [a, b, c, d] = wl;
@@ -320,15 +323,13 @@ mod sse2 {
         _mm_cvtsi128_si32(v)
     }
 
-    /// Weights `8p .. 8p + 8` (two groups) in lanes 0..3 and 4..7 as `[w0, w2, w1, w3]` (LANES),
-    /// sign-extended to i16.
+    /// Weights `8p .. 8p + 8` (two groups, in order: LANES on x86), sign-extended to i16.
     #[inline]
     #[target_feature(enable = "sse2")]
     fn weights(w: &[u8], p: usize) -> __m128i {
         let bytes = w.get(8 * p..8 * p + 8).and_then(|b| b.try_into().ok()).map_or(0, i64::from_le_bytes);
         let v = _mm_cvtsi64_si128(bytes);
-        let v = _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
-        _mm_shufflehi_epi16(_mm_shufflelo_epi16(v, 0b11_01_10_00), 0b11_01_10_00)
+        _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8)
     }
 
     /// Runs the pairs of whole groups of the row and returns how many groups it ran.

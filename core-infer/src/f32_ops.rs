@@ -232,3 +232,40 @@ impl Kernels for F32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::put;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// 1-4 rows against 1-4 columns (four rows of 1, 2 or 4 columns through AVX2/FMA where the CPU has
+        /// it, the rest through the portable loop) equal f64 sums to rounding, for any row length; the
+        /// weights may run on past the last row, as inside a tensor.
+        #[test]
+        fn rows_match_f64(
+            w in proptest::collection::vec(-1f32..1.0, 0..1300),
+            x in proptest::collection::vec(-4f32..4.0, 4 * 330),
+            rows_n in 1usize..=4,
+            cols in 1usize..=4,
+            extra in 0usize..4,
+        ) {
+            let k = (w.len().saturating_sub(extra) / 4).min(330);
+            let wb: std::vec::Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut block = std::vec![0f32; block_len(k, cols)];
+            for c in 0..cols {
+                put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], LANES, |v| v);
+            }
+            let mut acc = std::vec![[0.5f32; 4]; rows_n];
+            rows(&wb, k, &block, cols, &mut acc);
+            for (r, acc) in acc.iter().enumerate() {
+                for (c, &got) in acc.iter().enumerate().take(cols) {
+                    let terms = (0..k).map(|j| f64::from(w[r * k + j]) * f64::from(x[c * k + j]));
+                    let (exact, size): (f64, f64) = terms.fold((0.5, 0.5), |(s, a), t| (s + t, a + t.abs()));
+                    prop_assert!((f64::from(got) - exact).abs() <= 1e-6 * size, "row {r}, column {c}: {got} vs {exact}");
+                }
+            }
+        }
+    }
+}

@@ -296,7 +296,7 @@ fn groups_any(row: &[u8], xs: &[i16], acc: &mut [i32]) {
 
 /// x86-64 kernels with SSE2 (part of every x86-64 CPU, so no detection): PMADDWD multiplies eight i16
 /// pairs and adds neighbours, the x86 twin of SMLAD. Per two groups of four weights: the eight weight bytes
-/// sign-extended and put in the block's lane order once, then per column one load and one PMADDWD.
+/// sign-extended once, then per column one load and one PMADDWD.
 /// Exact integer arithmetic like the others, checked against the portable kernel by the proptest.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]

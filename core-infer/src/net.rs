@@ -122,21 +122,29 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
     zero_tail(block, 4, 9 * cin, M::LANES);
     for (i, out_row) in out.chunks_exact_mut(cout).enumerate() {
         // Column j of the block is conv position (row 2i + j % 2, column x + j / 2).
-        for j in 0..4 {
-            let (y, dx) = (2 * i + j % 2, j / 2);
-            if cin == 1 {
-                // One value per tap (conv1): gather the patch, then write it in one go.
-                let mut patch = [M::In::default(); 9];
-                for (seg, v) in patch.iter_mut().enumerate() {
-                    let (ky, kx) = (seg / 3, seg % 3);
-                    let src = (y + ky).checked_sub(1).and_then(|iy| cols.get(dx + kx).copied().flatten()?.get(iy));
-                    if let Some(&a) = src {
+        if cin == 1 {
+            // One value per tap (conv1): the window's 4×4 neighbourhood (rows 2i-1 ..= 2i+2 of the four
+            // input columns, zero outside the image) is read once, and the four patches cut from it.
+            let mut near = [[M::In::default(); 4]; 4];
+            for (near, col) in near.iter_mut().zip(cols) {
+                for (r, v) in near.iter_mut().enumerate() {
+                    if let Some(&a) = (2 * i + r).checked_sub(1).and_then(|y| col?.get(y)) {
                         *v = layer.input(a);
                     }
                 }
-                put(block, 4, j, 0, &patch, M::LANES, |v| v);
-                continue;
             }
+            for j in 0..4 {
+                let (dy, dx) = (j % 2, j / 2);
+                let mut patch = [M::In::default(); 9];
+                for (seg, v) in patch.iter_mut().enumerate() {
+                    let (ky, kx) = (seg / 3, seg % 3);
+                    *v = near.get(dx + kx).and_then(|c| c.get(dy + ky)).copied().unwrap_or_default();
+                }
+                put(block, 4, j, 0, &patch, M::LANES, |v| v);
+            }
+        }
+        for j in (0..4).filter(|_| cin > 1) {
+            let (y, dx) = (2 * i + j % 2, j / 2);
             for seg in 0..9 {
                 let (ky, kx) = (seg / 3, seg % 3);
                 let src = (y + ky).checked_sub(1).and_then(|iy| {

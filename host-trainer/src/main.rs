@@ -73,6 +73,10 @@ enum Command {
         width: u16,
         #[arg(long, default_value_t = 50)]
         height: u16,
+        /// Colour captchas: a light background and dark ink of random colours per captcha (training reads
+        /// them in grayscale, where some keep little contrast). The contact sheet shows them in grayscale.
+        #[arg(long)]
+        colour: bool,
     },
     /// Write the int8 model file (post-training quantization, calibrated on training-like images).
     Quantize {
@@ -232,7 +236,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 println!("{}\t{text}", path.display());
             }
         }
-        Command::Generate { count, out, seed, sheet, alphabet, min_len, max_len, width, height } => {
+        Command::Generate { count, out, seed, sheet, alphabet, min_len, max_len, width, height, colour } => {
             let config = captcha_synth::Config {
                 alphabet: &alphabet,
                 min_len,
@@ -241,7 +245,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 height,
                 ..captcha_synth::Config::default()
             };
-            commands::generate(config, count, seed, &out, sheet.as_deref())?
+            commands::generate(config, count, seed, &out, sheet.as_deref(), colour)?
         }
         Command::Quantize { weights, data, out } => {
             let out = out.unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());

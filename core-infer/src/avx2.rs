@@ -1,9 +1,11 @@
-//! x86-64 kernels for CPUs with AVX2 and FMA, chosen at run time (CPUID through `cpufeatures`, which
-//! needs no `std`): four weight rows against a [block](crate::block) of 1, 2 or 4 columns in one pass, so
-//! every input load serves four rows and every weight load up to four columns, with 16 or 32 products
-//! per register accumulated in place. The network calls them through `int8_ops::dot_rows` and
-//! `f32_ops`'s `rows`, which fall back to the portable kernels elsewhere and finish a row's partial last
-//! group of four; proptests check both kernels against the portable ones (int8: bit for bit).
+//! x86-64 kernels for CPUs with AVX2 and FMA (int8 also with AVX-VNNI where the CPU has it), chosen at
+//! run time (CPUID through `cpufeatures`, which needs no `std`): four weight rows against a
+//! [block](crate::block) of 1, 2 or 4 columns in one pass, so every input load serves four rows and every
+//! weight load up to four columns, with 16 or 8 products per register accumulated in place; and the f32
+//! LSTM cell, eight units at a time. The network calls them through `int8_ops::dot_rows`, `f32_ops`'s
+//! `rows` and its LSTM, which fall back to the portable code elsewhere and finish a row's partial last group
+//! of four; proptests check every kernel variant against exact sums (int8: bit for bit) and the cell
+//! against libm.
 //!
 //! Block layout recap: group `g` of column `c` is the four slots at `(g · cols + c) · 4`. With two
 //! columns or more, each 128-bit half of a register holds one group of two neighbouring columns ("a unit");
@@ -187,9 +189,15 @@ unsafe fn i8_one_column<M: Madd>(w: *const u8, k: usize, x: *const i16, groups: 
 
 /// `2 · U` columns: unit `u` (columns `2u`, `2u + 1`) of groups `g` and `g + 2` share a register.
 #[inline(always)]
-unsafe fn i8_units<M: Madd, const U: usize>(w: *const u8, k: usize, x: *const i16, groups: usize, acc: &mut [[i32; 4]; 4]) {
+unsafe fn i8_units<M: Madd, const U: usize>(
+    w: *const u8,
+    k: usize,
+    x: *const i16,
+    groups: usize,
+    acc: &mut [[i32; 4]; 4],
+) {
     let stride = 8 * U; // slots per group
-    // SAFETY (all reads): within the bounds `dot_rows4_i8` checked.
+                        // SAFETY (all reads): within the bounds `dot_rows4_i8` checked.
     unsafe {
         let mut s = [[_mm256_setzero_si256(); U]; 4];
         let chunks = groups / 4;
@@ -301,7 +309,7 @@ unsafe fn f32_one_column(w: *const f32, k: usize, x: *const f32, groups: usize, 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn f32_units<const U: usize>(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 4]) {
     let stride = 8 * U; // slots per group
-    // SAFETY (all reads, unaligned loads): within the bounds `dot_rows4_f32` checked.
+                        // SAFETY (all reads, unaligned loads): within the bounds `dot_rows4_f32` checked.
     unsafe {
         let mut s = [[_mm256_setzero_ps(); U]; 4];
         for g in 0..groups {
@@ -401,7 +409,11 @@ pub unsafe fn lstm_cell_f32(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usiz
 /// [`lstm_cell_f32`] if this CPU has AVX2 and FMA, else nothing (0 units done).
 pub fn lstm_cell(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
     // SAFETY: the CPU has the features the function is compiled for.
-    if available() { unsafe { lstm_cell_f32(gates, h, c) } } else { 0 }
+    if available() {
+        unsafe { lstm_cell_f32(gates, h, c) }
+    } else {
+        0
+    }
 }
 
 /// [`dot_rows4_i8_vnni`] or [`dot_rows4_i8`], the best this CPU runs, else nothing (0 groups run).
@@ -421,7 +433,11 @@ pub fn rows4_i8(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
 /// [`dot_rows4_f32`] if this CPU has AVX2 and FMA, else nothing (0 groups run).
 pub fn rows4_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]; 4]) -> usize {
     // SAFETY: the CPU has the features the kernel is compiled for.
-    if available() { unsafe { dot_rows4_f32(w, k, block, cols, acc) } } else { 0 }
+    if available() {
+        unsafe { dot_rows4_f32(w, k, block, cols, acc) }
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -431,15 +447,20 @@ mod tests {
 
     /// The CI machines have AVX2; say so loudly where one does not, as the kernels then go untested here.
     fn skip() -> bool {
-        if !available() {
-            std::eprintln!("SKIPPED: this CPU has no AVX2/FMA; the AVX2 kernels are not tested on it");
-        }
+        static SAY: std::sync::Once = std::sync::Once::new();
+        SAY.call_once(|| {
+            if !available() {
+                std::eprintln!("SKIPPED: this CPU has no AVX2/FMA; the AVX2 kernels are not tested on it");
+            } else if !vnni() {
+                std::eprintln!("SKIPPED in part: this CPU has no AVX-VNNI; that int8 variant is not tested on it");
+            }
+        });
         !available()
     }
 
     proptest! {
-        /// The int8 kernel's four rows equal exact i64 sums over its whole groups (the block padded with
-        /// zeros as the network pads it), for 1, 2 and 4 columns.
+        /// The int8 kernels' four rows (AVX2, and AVX-VNNI where the CPU has it) equal exact i64 sums over
+        /// their groups (the block padded with zeros as the network pads it), for 1, 2 and 4 columns.
         #[test]
         fn int8_rows_are_exact(
             w in proptest::collection::vec(any::<i8>(), 4..1300),
@@ -457,15 +478,21 @@ mod tests {
             for c in 0..cols {
                 crate::block::put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], crate::int8_ops::LANES, |v| v);
             }
-            let mut acc = [[0i32; 4]; 4];
-            let done = rows4_i8(&wb, k, &block, cols, &mut acc);
             let whole = if w.len() >= 3 * k + 4 * k.div_ceil(4) { k.div_ceil(4) } else { k / 4 };
-            prop_assert_eq!(done, whole);
-            for (r, acc) in acc.iter().enumerate() {
-                for (c, &got) in acc.iter().enumerate().take(cols) {
-                    let n = (4 * done).min(k);
-                    let exact: i64 = (0..n).map(|j| i64::from(w[r * k + j]) * i64::from(x[c * k + j])).sum();
-                    prop_assert_eq!(i64::from(got), exact, "row {}, column {}", r, c);
+            // both variants this CPU runs (AVX-VNNI is not on every AVX2 CPU)
+            for vnni in [false, true].into_iter().filter(|&v| !v || super::vnni()) {
+                let mut acc = [[0i32; 4]; 4];
+                // SAFETY: `skip` and `vnni` checked the features.
+                let done = unsafe {
+                    if vnni { dot_rows4_i8_vnni(&wb, k, &block, cols, &mut acc) } else { dot_rows4_i8(&wb, k, &block, cols, &mut acc) }
+                };
+                prop_assert_eq!(done, whole);
+                for (r, acc) in acc.iter().enumerate() {
+                    for (c, &got) in acc.iter().enumerate().take(cols) {
+                        let n = (4 * done).min(k);
+                        let exact: i64 = (0..n).map(|j| i64::from(w[r * k + j]) * i64::from(x[c * k + j])).sum();
+                        prop_assert_eq!(i64::from(got), exact, "row {}, column {}, vnni {}", r, c, vnni);
+                    }
                 }
             }
         }

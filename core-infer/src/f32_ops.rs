@@ -1,8 +1,8 @@
 //! The f32 precision: the reference the int8 path and the other runtimes are measured against.
 //! Weights stay in the model bytes and are read little-endian in place (model data is only 1-byte aligned).
 
-use crate::format::{Arch, DType, ModelFile};
 use crate::block::{block_len, load};
+use crate::format::{Arch, DType, ModelFile};
 use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
 

@@ -406,6 +406,324 @@ pub unsafe fn lstm_cell_f32(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usiz
     units
 }
 
+/// Most output channels [`conv1_pool_i8`] takes: its weights, rearranged for the kernel, live on the stack.
+pub const CONV1_MAX_OUT: usize = 64;
+
+/// An int8 conv 3×3 as [`conv1_pool_i8`] and [`conv_pool_u8`] read it: the file's little-endian
+/// tensors and the layer's output zero point and lowest output.
+pub struct ConvI8<'a> {
+    /// `[outputs, 3, 3, cin]` int8.
+    pub w: &'a [u8],
+    /// i32 `[outputs]` each: bias, requantization multiplier (Q31) and shift.
+    pub bias: &'a [u8],
+    pub mult: &'a [u8],
+    pub shift: &'a [u8],
+    pub outputs: usize,
+    /// Input channels.
+    pub cin: usize,
+    pub zp_out: i32,
+    /// `zp_out` with ReLU, else −128.
+    pub lo: i32,
+}
+
+/// conv1 + ReLU + 2×2 max-pool for `windows` pooling windows, all output channels at once: the
+/// portable path's results (`int8_ops::LinearI8::finish` of the window's largest accumulator) bit for bit.
+/// `near(i)` is window `i`'s 4×4 neighbourhood (`[column][row]`, inputs minus the zero point); `out`
+/// gets `outputs` values per window. The portable path passes the 9 taps of one channel through a dot
+/// product kernel 4 rows at a time; here eight channels share a register, a tap pair is one broadcast
+/// and one `vpmaddwd`, the pooling is `vpmaxsd` and the requantization runs eight channels at a time.
+/// Returns false, doing nothing, without AVX2, for more than [`CONV1_MAX_OUT`] channels or a count not
+/// a multiple of eight, or when a slice is too short.
+pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, near: impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) -> bool {
+    let n = l.outputs;
+    if !available() || l.cin != 1 || !channels_fit(l) || out.len() < windows * n {
+        return false;
+    }
+    // SAFETY: the CPU has the features each variant is compiled for; the slices were checked above.
+    unsafe {
+        if vnni() {
+            conv1_vnni(l, windows, &near, out);
+        } else {
+            conv1_avx2(l, windows, &near, out);
+        }
+    }
+    true
+}
+
+/// Whether a conv's output channels suit the kernels (a multiple of eight, at most [`CONV1_MAX_OUT`]) and
+/// its tensors hold them.
+fn channels_fit(l: &ConvI8<'_>) -> bool {
+    let n = l.outputs;
+    let tensors = l.w.len() >= 9 * l.cin * n && [l.bias, l.mult, l.shift].iter().all(|t| t.len() >= 4 * n);
+    n != 0 && n.is_multiple_of(8) && n <= CONV1_MAX_OUT && tensors
+}
+
+/// Longest patch (`9 · cin`) [`conv_pool_u8`] takes: its four patches live on the stack.
+pub const CONV_MAX_K: usize = 9 * 64;
+
+/// A conv 3×3 + 2×2 max-pool for one pooled column whose inputs are int8 with zero point −128 (every
+/// ReLU output is), with AVX-VNNI's `vpdpbusd`: `x − zp` is then `x ⊕ 0x80` as an unsigned byte, so the
+/// patches are the input rows with their top bits flipped (no widening to i16), and one instruction
+/// multiplies 32 of them by 32 int8 weights and adds them up by four into eight i32 lanes: twice the
+/// `vpdpwssd` path's products per instruction, and no weight widening. Takes `cols` and `out` as
+/// `net::conv_pool` does and computes exactly what it does (wrapping sums, the pool's largest
+/// accumulator requantized). Returns false, doing nothing, without AVX-VNNI, for input channels not a
+/// multiple of 32 or above [`CONV_MAX_K`] / 9, or output channels [`channels_fit`] refuses.
+pub fn conv_pool_u8(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    let k = 9 * l.cin;
+    if !vnni() || l.cin == 0 || !l.cin.is_multiple_of(32) || k > CONV_MAX_K || !channels_fit(l) {
+        return false;
+    }
+    // SAFETY: the CPU has AVX2 and AVX-VNNI; the tensors were checked above.
+    unsafe { conv_u8_vnni(l, cols, out) };
+    true
+}
+
+/// The eight sums of the eight vectors' i32 lanes, in order.
+///
+/// # Safety
+/// AVX2 enabled where inlined.
+#[inline(always)]
+unsafe fn sums8(v: &[__m256i; 8]) -> __m256i {
+    // SAFETY (caller): AVX2 is enabled.
+    unsafe {
+        let [a, b, c, d, e, f, g, h] = *v;
+        let (ab, cd, ef, gh) =
+            (_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d), _mm256_hadd_epi32(e, f), _mm256_hadd_epi32(g, h));
+        let (lo, hi) = (_mm256_hadd_epi32(ab, cd), _mm256_hadd_epi32(ef, gh));
+        // low 128 bits: the first four vectors' low-half sums, then the last four's; high 128: their high halves
+        _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31))
+    }
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn conv_u8_vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
+    let (n, cin, k) = (l.outputs, l.cin, 9 * l.cin);
+    let chunks = k / 32;
+    let mut quant: [Option<Requant8>; CONV1_MAX_OUT / 8] = Default::default();
+    for (b, q) in quant.iter_mut().enumerate().take(n / 8) {
+        // SAFETY: `channels_fit` checked the tensors hold `n` entries.
+        *q = Some(unsafe { Requant8::new(l.mult, l.shift, 32 * b) });
+    }
+    let bias = |o: usize| l.bias.get(4 * o..4 * o + 4).and_then(|b| b.try_into().ok()).map_or(0, i32::from_le_bytes);
+    // Patch j (conv position row 2i + j % 2, column j / 2 of the window), k unsigned bytes.
+    let mut patches = [[_mm256_setzero_si256(); CONV_MAX_K / 32]; 4];
+    let mut best = [0i32; CONV1_MAX_OUT];
+    let flip = _mm256_set1_epi8(i8::MIN);
+    for (i, out) in out.chunks_exact_mut(n).enumerate() {
+        for (j, patch) in patches.iter_mut().enumerate() {
+            let (y, dx) = (2 * i + j % 2, j / 2);
+            // tap (ky, kx) holds input row y + ky − 1 of column dx + kx: `cin / 32` vectors
+            for (seg, dst) in patch.chunks_exact_mut(cin / 32).take(9).enumerate() {
+                let (ky, kx) = (seg / 3, seg % 3);
+                let src = (y + ky).checked_sub(1).and_then(|iy| {
+                    cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
+                });
+                for (q, d) in dst.iter_mut().enumerate() {
+                    *d = match src.and_then(|s| s.get(32 * q..32 * q + 32)) {
+                        // SAFETY: the 32 bytes read are within the slice.
+                        Some(s) => _mm256_xor_si256(unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }, flip),
+                        None => _mm256_setzero_si256(), // padding: x = zp, x − zp = 0
+                    };
+                }
+            }
+        }
+        for (pair, best) in best.chunks_exact_mut(2).take(n / 2).enumerate() {
+            let mut acc = [_mm256_setzero_si256(); 8];
+            // SAFETY: rows 2·pair and 2·pair + 1 are within the `k · n` weights `channels_fit` checked.
+            let (w0, w1) = unsafe { (l.w.as_ptr().add(2 * pair * k), l.w.as_ptr().add((2 * pair + 1) * k)) };
+            for q in 0..chunks {
+                // SAFETY: as above, 32 bytes at 32·q < k of each row.
+                let (a, b) =
+                    unsafe { (_mm256_loadu_si256(w0.add(32 * q).cast()), _mm256_loadu_si256(w1.add(32 * q).cast())) };
+                let (row0, row1) = acc.split_at_mut(4);
+                for ((patch, s0), s1) in patches.iter().zip(row0).zip(row1) {
+                    let x = patch.get(q).copied().unwrap_or(_mm256_setzero_si256());
+                    *s0 = _mm256_dpbusd_avx_epi32(*s0, x, a);
+                    *s1 = _mm256_dpbusd_avx_epi32(*s1, x, b);
+                }
+            }
+            // [row 0 at positions 0..4, row 1 at positions 0..4] plus each row's bias, then each row's
+            // largest (in both halves' lane 0 after two in-lane max steps)
+            let (b0, b1) = (bias(2 * pair), bias(2 * pair + 1));
+            let v = _mm256_add_epi32(sums8(&acc), _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1));
+            let v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0b10_11_00_01));
+            let v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0b01_00_11_10));
+            if let [m0, m1] = best {
+                *m0 = _mm256_extract_epi32(v, 0);
+                *m1 = _mm256_extract_epi32(v, 4);
+            }
+        }
+        for ((q, m), out) in quant.iter().zip(best.chunks_exact(8)).zip(out.chunks_exact_mut(8)) {
+            let Some(q) = q else { break };
+            let mut v = [0i32; 8];
+            // SAFETY: `m` and `v` hold eight i32 each.
+            unsafe {
+                _mm256_storeu_si256(
+                    v.as_mut_ptr().cast(),
+                    q.apply(_mm256_loadu_si256(m.as_ptr().cast()), l.zp_out, l.lo),
+                )
+            };
+            for (o, v) in out.iter_mut().zip(v) {
+                *o = v as i8;
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn conv1_avx2(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) {
+    // SAFETY: AVX2 is enabled here; the caller checked the slices.
+    unsafe { conv1_body::<Avx2>(l, windows, near, out) }
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn conv1_vnni(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) {
+    // SAFETY: AVX2 and AVX-VNNI are enabled here; the caller checked the slices.
+    unsafe { conv1_body::<AvxVnni>(l, windows, near, out) }
+}
+
+/// Eight channels' requantization constants (see `int8_ops::requantize`): the multipliers, and per
+/// 64-bit lane (even channels, odd channels) the shift `n`, the rounding term `2^(n−1)` and `2^(63−n)`.
+#[derive(Clone, Copy)]
+struct Requant8 {
+    mult: __m256i,
+    n: [__m256i; 2],
+    round: [__m256i; 2],
+    unbias: [__m256i; 2],
+}
+
+impl Requant8 {
+    /// # Safety
+    /// AVX2 enabled where inlined; `mult` and `shift` hold 32 bytes from `at`.
+    #[inline(always)]
+    unsafe fn new(mult: &[u8], shift: &[u8], at: usize) -> Self {
+        // SAFETY (caller): as documented.
+        unsafe {
+            let shift = _mm256_loadu_si256(shift.as_ptr().add(at).cast());
+            let n = _mm256_min_epi32(
+                _mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(31), shift), _mm256_set1_epi32(1)),
+                _mm256_set1_epi32(62),
+            );
+            let n = [_mm256_and_si256(n, _mm256_set1_epi64x(0xffff_ffff)), _mm256_srli_epi64(n, 32)];
+            let one = _mm256_set1_epi64x(1);
+            let top = _mm256_set1_epi64x(i64::MIN);
+            Requant8 {
+                mult: _mm256_loadu_si256(mult.as_ptr().add(at).cast()),
+                n,
+                round: [
+                    _mm256_sllv_epi64(one, _mm256_sub_epi64(n[0], one)),
+                    _mm256_sllv_epi64(one, _mm256_sub_epi64(n[1], one)),
+                ],
+                unbias: [_mm256_srlv_epi64(top, n[0]), _mm256_srlv_epi64(top, n[1])],
+            }
+        }
+    }
+
+    /// `clamp(zp + round(acc · M), lo, 127)` per i32 lane, as `LinearI8::finish` computes it: the product
+    /// in i64 (`vpmuldq` on even lanes, then odd ones), the arithmetic shift by `n` done as a logical one
+    /// with the sign bit flipped (`(p ⊕ 2^63) >> n − 2^(63−n)`; AVX2 has no 64-bit arithmetic shift), and
+    /// the clamp in i64, where it equals the i32 saturation followed by the int8 clamp.
+    ///
+    /// # Safety
+    /// AVX2 enabled where inlined.
+    #[inline(always)]
+    unsafe fn apply(&self, acc: __m256i, zp: i32, lo: i32) -> __m256i {
+        // SAFETY (caller): AVX2 is enabled.
+        unsafe {
+            let (min, max) = (_mm256_set1_epi64x(i64::from(lo - zp)), _mm256_set1_epi64x(i64::from(127 - zp)));
+            // (no closures here: they would not inherit the caller's target features, so the intrinsics in
+            // them would not be inlined)
+            let Requant8 { n: [n0, n1], round: [r0, r1], unbias: [u0, u1], .. } = *self;
+            let even = shift_clamp(_mm256_mul_epi32(acc, self.mult), r0, n0, u0, (min, max));
+            let odd = shift_clamp(
+                _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(self.mult, 32)),
+                r1,
+                n1,
+                u1,
+                (min, max),
+            );
+            let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+            _mm256_add_epi32(v, _mm256_set1_epi32(zp))
+        }
+    }
+}
+
+/// `clamp((p + round) >> n, min, max)` per i64 lane, the arithmetic shift done as a logical one with the
+/// sign bit flipped: `((p + round) ⊕ 2^63) >> n − 2^(63−n)` (`unbias`); AVX2 has no 64-bit arithmetic shift.
+///
+/// # Safety
+/// AVX2 enabled where inlined.
+#[inline(always)]
+unsafe fn shift_clamp(
+    p: __m256i,
+    round: __m256i,
+    n: __m256i,
+    unbias: __m256i,
+    (min, max): (__m256i, __m256i),
+) -> __m256i {
+    // SAFETY (caller): AVX2 is enabled.
+    unsafe {
+        let flipped = _mm256_xor_si256(_mm256_add_epi64(p, round), _mm256_set1_epi64x(i64::MIN));
+        let s = _mm256_sub_epi64(_mm256_srlv_epi64(flipped, n), unbias);
+        let s = _mm256_blendv_epi8(s, min, _mm256_cmpgt_epi64(min, s));
+        _mm256_blendv_epi8(s, max, _mm256_cmpgt_epi64(s, max))
+    }
+}
+
+/// The body of both conv1 variants. Channel block `b` holds channels `8b .. 8b + 8`; tap pair `p` is taps
+/// `2p`, `2p + 1` (tap `ky · 3 + kx`, a tenth tap of weight zero completing the last pair).
+#[inline(always)]
+unsafe fn conv1_body<M: Madd>(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) {
+    let blocks = l.outputs / 8;
+    let tap = |c: usize, t: usize| if t < 9 { l.w.get(9 * c + t).map_or(0, |&v| i16::from(v as i8)) } else { 0 };
+    // SAFETY: AVX2 (and the variant's feature) is enabled where this is inlined; every pointer read is
+    // within the first `outputs` entries of a tensor, which the caller checked.
+    unsafe {
+        let mut wv = [[_mm256_setzero_si256(); 5]; CONV1_MAX_OUT / 8];
+        let mut quant: [Option<Requant8>; CONV1_MAX_OUT / 8] = Default::default();
+        let mut bias = [_mm256_setzero_si256(); CONV1_MAX_OUT / 8];
+        for (b, ((ws, q), bv)) in wv.iter_mut().zip(&mut quant).zip(&mut bias).enumerate().take(blocks) {
+            for (p, v) in ws.iter_mut().enumerate() {
+                // lanes 2c, 2c + 1: channel 8b + c's weights of taps 2p, 2p + 1
+                let lanes: [i16; 16] = core::array::from_fn(|i| tap(8 * b + i / 2, 2 * p + i % 2));
+                *v = _mm256_loadu_si256(lanes.as_ptr().cast());
+            }
+            *q = Some(Requant8::new(l.mult, l.shift, 32 * b));
+            *bv = _mm256_loadu_si256(l.bias.as_ptr().add(32 * b).cast());
+        }
+        for (i, out) in out.chunks_exact_mut(l.outputs).take(windows).enumerate() {
+            let nb = near(i);
+            // Position j of the window is conv position (row 2i + j % 2, column j / 2); its tap pairs as
+            // i32 lanes of two i16, ready to broadcast.
+            let pairs: [[i32; 5]; 4] = core::array::from_fn(|j| {
+                let (dy, dx) = (j % 2, j / 2);
+                let x = |t: usize| {
+                    let v = if t < 9 { nb.get(dx + t % 3).and_then(|c| c.get(dy + t / 3)).copied() } else { None };
+                    v.unwrap_or(0)
+                };
+                core::array::from_fn(|p| i32::from(x(2 * p) as u16) | (i32::from(x(2 * p + 1)) << 16))
+            });
+            for ((ws, (q, &bv)), out) in wv.iter().zip(quant.iter().zip(&bias)).zip(out.chunks_exact_mut(8)) {
+                let Some(q) = q else { break };
+                let mut best = _mm256_set1_epi32(i32::MIN);
+                for pj in &pairs {
+                    let mut acc = bv;
+                    for (&x, &w) in pj.iter().zip(ws) {
+                        acc = M::madd(acc, _mm256_set1_epi32(x), w);
+                    }
+                    best = _mm256_max_epi32(best, acc);
+                }
+                let mut v = [0i32; 8];
+                _mm256_storeu_si256(v.as_mut_ptr().cast(), q.apply(best, l.zp_out, l.lo));
+                for (o, v) in out.iter_mut().zip(v) {
+                    *o = v as i8;
+                }
+            }
+        }
+    }
+}
+
 /// [`lstm_cell_f32`] if this CPU has AVX2 and FMA, else nothing (0 units done).
 pub fn lstm_cell(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
     // SAFETY: the CPU has the features the function is compiled for.

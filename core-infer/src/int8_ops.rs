@@ -524,8 +524,39 @@ impl Mac for LinearI8<'_> {
     }
     fn finish(&self, o: usize, acc: i32) -> i8 {
         let v = self.zp_out.saturating_add(requantize(acc, self.mult.get(o), self.shift.get(o)));
-        let lo = if self.relu { self.zp_out } else { -128 };
-        v.clamp(lo, 127) as i8
+        v.clamp(self.lowest(), 127) as i8
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn conv_pool_kernel(&self, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+        let layer = crate::avx2::ConvI8 {
+            w: self.w,
+            bias: self.b.0,
+            mult: self.mult.0,
+            shift: self.shift.0,
+            outputs: self.outputs,
+            cin: self.segment_len,
+            zp_out: self.zp_out,
+            lo: self.lowest(),
+        };
+        if self.segments != 9 {
+            false
+        } else if self.segment_len == 1 {
+            let windows = out.len() / self.outputs.max(1);
+            crate::avx2::conv1_pool_i8(&layer, windows, |i| crate::net::neighbourhood(self, cols, i), out)
+        } else {
+            self.zp_in == -128 && crate::avx2::conv_pool_u8(&layer, cols, out)
+        }
+    }
+}
+
+impl LinearI8<'_> {
+    /// The lowest output: the zero point (real 0) with ReLU, else −128.
+    fn lowest(&self) -> i32 {
+        if self.relu {
+            self.zp_out
+        } else {
+            -128
+        }
     }
 }
 
@@ -753,6 +784,121 @@ mod tests {
                 let mut want = [7i32, -3, 5, 11];
                 dot_block_portable(&w[r * k..], k, &block, &mut want[..cols]);
                 prop_assert_eq!(got, &want, "row {} of {}, k {}, {} columns", r, rows, k, cols);
+            }
+        }
+
+        /// conv1 + pool through the layer's own kernel (the AVX2 one where the CPU has it) equals the
+        /// definition: per window and channel, the largest of the four positions' `bias + Σ w · x`
+        /// (wrapping), finished, for any weights, biases, requantization (the whole shift range), zero
+        /// points, ReLU or not, channel counts the kernel takes or declines, and padding columns.
+        #[test]
+        fn conv1_pool_matches_definition(
+            outputs in prop::sample::select(std::vec![8usize, 16, 32, 64, 12]),
+            w in proptest::collection::vec(any::<u8>(), 9 * 64),
+            bias in proptest::collection::vec(any::<i32>(), 64),
+            mult in proptest::collection::vec(any::<i32>(), 64),
+            shift in proptest::collection::vec(-31i32..=30, 64),
+            zp in (-128i32..=127, -128i32..=127),
+            relu: bool,
+            x in proptest::collection::vec(any::<i8>(), 4 * 25),
+            present in any::<[bool; 4]>(),
+        ) {
+            let le = |v: &[i32]| -> std::vec::Vec<u8> { v[..outputs].iter().flat_map(|v| v.to_le_bytes()).collect() };
+            let (b, m, sh) = (le(&bias), le(&mult), le(&shift));
+            let layer = LinearI8 {
+                w: &w[..9 * outputs], b: I32s(&b), mult: I32s(&m), shift: I32s(&sh), zp_in: zp.0, zp_out: zp.1,
+                outputs, segments: 9, segment_len: 1, relu,
+            };
+            let cols: [Option<&[i8]>; 4] = core::array::from_fn(|c| present[c].then(|| &x[25 * c..25 * (c + 1)]));
+            let windows = 12; // rows 0..24 of 25: the odd last row is dropped, as the pool drops it
+            let mut block = std::vec![0i16; crate::net::conv_block_len(1)];
+            let mut got = std::vec![0i8; windows * outputs];
+            crate::net::conv_pool(&layer, cols, &mut block, &mut got);
+            let mut direct = std::vec![0i8; windows * outputs];
+            let ran = layer.conv_pool_kernel(cols, &mut direct);
+            for i in 0..windows {
+                let near = crate::net::neighbourhood(&layer, cols, i);
+                for o in 0..outputs {
+                    let best = (0..4).map(|j| {
+                        let (dy, dx) = (j % 2, j / 2);
+                        (0..9).fold(bias[o], |acc, t| {
+                            acc.wrapping_add(i32::from(w[9 * o + t] as i8) * i32::from(near[dx + t % 3][dy + t / 3]))
+                        })
+                    }).max().unwrap();
+                    let want = layer.finish(o, best);
+                    prop_assert_eq!(got[i * outputs + o], want, "window {}, channel {}", i, o);
+                    if ran {
+                        prop_assert_eq!(direct[i * outputs + o], want);
+                    }
+                }
+            }
+            // The kernel must have run where it can (else this test only saw the generic path).
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::available() {
+                prop_assert_eq!(ran, outputs % 8 == 0);
+            } else {
+                std::eprintln!("SKIPPED in part: no AVX2, the conv1 kernel is not tested on this CPU");
+            }
+        }
+
+        /// conv + pool with 32 or 64 input channels through the layer's own kernel (on x86-64 with
+        /// AVX-VNNI the unsigned-byte one when the input zero point is −128) equals the definition, for
+        /// any weights, biases, requantization, output zero point, ReLU or not, and padding columns.
+        #[test]
+        fn conv_pool_matches_definition(
+            cin in prop::sample::select(std::vec![32usize, 64]),
+            outputs in prop::sample::select(std::vec![8usize, 16, 64]),
+            w in proptest::collection::vec(any::<u8>(), 9 * 64 * 64),
+            bias in proptest::collection::vec(any::<i32>(), 64),
+            mult in proptest::collection::vec(any::<i32>(), 64),
+            shift in proptest::collection::vec(-31i32..=30, 64),
+            zp in (prop::sample::select(std::vec![-128i32, -128, -128, -100, 0]), -128i32..=127),
+            relu: bool,
+            x in proptest::collection::vec(any::<i8>(), 4 * 7 * 64),
+            present in any::<[bool; 4]>(),
+        ) {
+            let le = |v: &[i32]| -> std::vec::Vec<u8> { v[..outputs].iter().flat_map(|v| v.to_le_bytes()).collect() };
+            let (b, m, sh) = (le(&bias), le(&mult), le(&shift));
+            let k = 9 * cin;
+            let layer = LinearI8 {
+                w: &w[..k * outputs], b: I32s(&b), mult: I32s(&m), shift: I32s(&sh), zp_in: zp.0, zp_out: zp.1,
+                outputs, segments: 9, segment_len: cin, relu,
+            };
+            let rows = 7; // three windows; the odd last row is dropped
+            let cols: [Option<&[i8]>; 4] =
+                core::array::from_fn(|c| present[c].then(|| &x[rows * cin * c..rows * cin * (c + 1)]));
+            let windows = rows / 2;
+            let mut block = std::vec![0i16; crate::net::conv_block_len(cin)];
+            let mut got = std::vec![0i8; windows * outputs];
+            crate::net::conv_pool(&layer, cols, &mut block, &mut got);
+            let input = |c: usize, y: usize, ci: usize| -> i32 {
+                // row y − 1 of input column c, zero (x = zp) outside
+                match (y.checked_sub(1), cols[c]) {
+                    (Some(iy), Some(col)) if iy < rows => i32::from(col[iy * cin + ci]) - zp.0,
+                    _ => 0,
+                }
+            };
+            for i in 0..windows {
+                for o in 0..outputs {
+                    let best = (0..4).map(|j| {
+                        let (y, dx) = (2 * i + j % 2, j / 2);
+                        (0..k).fold(bias[o], |acc, t| {
+                            let (seg, ci) = (t / cin, t % cin);
+                            let wv = i32::from(w[o * k + t] as i8);
+                            acc.wrapping_add(wv * input(dx + seg % 3, y + seg / 3, ci))
+                        })
+                    }).max().unwrap();
+                    prop_assert_eq!(got[i * outputs + o], layer.finish(o, best), "window {}, channel {}", i, o);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                let ran = layer.conv_pool_kernel(cols, &mut std::vec![0i8; windows * outputs]);
+                if crate::avx2::vnni() {
+                    prop_assert_eq!(ran, zp.0 == -128);
+                } else {
+                    std::eprintln!("SKIPPED in part: no AVX-VNNI, the unsigned-byte conv kernel is not tested on this CPU");
+                }
             }
         }
 

@@ -91,6 +91,13 @@ pub trait Mac {
     /// Output `o`'s activation from its accumulator (ReLU, requantization). Monotonic in `acc`, so
     /// max-pooling accumulators equals max-pooling activations.
     fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
+    /// [`conv_pool`] by a kernel of this precision for this layer on this CPU, where there is one
+    /// (x86-64 int8 has two): the same arguments (but the block) and exactly the same results as the
+    /// generic loops. Returns whether it ran (by default it does not).
+    fn conv_pool_kernel(&self, cols: [Option<&[Self::Act]>; 4], out: &mut [Self::Act]) -> bool {
+        let _ = (cols, out);
+        false
+    }
 }
 
 /// Most weight rows a kernel takes in one pass over a block: the x86-64 AVX2 kernels then load each
@@ -118,21 +125,17 @@ pub const fn conv_block_len(cin: usize) -> usize {
 /// accumulators ([`ROWS_AT_ONCE`] channels per pass), and only the largest is requantized.
 pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M::In], out: &mut [M::Act]) {
     let (cin, cout) = (layer.segment_len(), layer.outputs().max(1));
+    if layer.conv_pool_kernel(cols, out) {
+        return;
+    }
     let Some(block) = block.get_mut(..conv_block_len(cin)) else { return };
     zero_tail(block, 4, 9 * cin, M::LANES);
     for (i, out_row) in out.chunks_exact_mut(cout).enumerate() {
         // Column j of the block is conv position (row 2i + j % 2, column x + j / 2).
         if cin == 1 {
-            // One value per tap (conv1): the window's 4×4 neighbourhood (rows 2i-1 ..= 2i+2 of the four
-            // input columns, zero outside the image) is read once, and the four patches cut from it.
-            let mut near = [[M::In::default(); 4]; 4];
-            for (near, col) in near.iter_mut().zip(cols) {
-                for (r, v) in near.iter_mut().enumerate() {
-                    if let Some(&a) = (2 * i + r).checked_sub(1).and_then(|y| col?.get(y)) {
-                        *v = layer.input(a);
-                    }
-                }
-            }
+            // One value per tap (conv1): the window's neighbourhood is read once, and the four patches
+            // cut from it.
+            let near = neighbourhood(layer, cols, i);
             for j in 0..4 {
                 let (dy, dx) = (j % 2, j / 2);
                 let mut patch = [M::In::default(); 9];
@@ -168,6 +171,20 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
             }
         }
     }
+}
+
+/// The 4×4 neighbourhood of pooling window `i` of a one-input-channel conv, `[column][row]`: rows
+/// 2i−1 ..= 2i+2 of the four input columns of [`conv_pool`], as kernel inputs, zero outside the image.
+pub fn neighbourhood<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize) -> [[M::In; 4]; 4] {
+    let mut near = [[M::In::default(); 4]; 4];
+    for (near, col) in near.iter_mut().zip(cols) {
+        for (r, v) in near.iter_mut().enumerate() {
+            if let Some(&a) = (2 * i + r).checked_sub(1).and_then(|y| col?.get(y)) {
+                *v = layer.input(a);
+            }
+        }
+    }
+    near
 }
 
 /// `out = finish(W x + b)` for a dense layer (one weight segment per output); `block` holds at least

@@ -724,6 +724,77 @@ unsafe fn conv1_body<M: Madd>(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usi
     }
 }
 
+/// The int8 LSTM cell (`int8_ops`'s state update) for the first multiple of eight of `h.len()` units,
+/// eight at a time, bit for bit as the portable code computes it: gate pre-activations `i`, `f`, `g`, `o`
+/// (Q3.12) through the Q15 tables (`sigmoid`, `tanh`: 513 little-endian i16 each; one `vpgatherdd`
+/// fetches both neighbours of an entry), cell state Q4.11, output `h · 127`. Returns the units done (0
+/// without AVX2 or with a table too short).
+pub fn lstm_cell_i8(gates: [&[i32]; 4], h: &mut [i8], c: &mut [i16], sigmoid: &[u8], tanh: &[u8]) -> usize {
+    let n = h.len().min(c.len()).min(gates.iter().map(|g| g.len()).min().unwrap_or(0)) / 8 * 8;
+    if !available() || sigmoid.len() < 2 * 513 || tanh.len() < 2 * 513 {
+        return 0;
+    }
+    // SAFETY: the CPU has AVX2; `n` units are within every slice, the tables have 513 entries.
+    unsafe { cell_i8(gates, h, c, sigmoid, tanh, n) };
+    n
+}
+
+/// A Q15 table (513 entries over [−8, 8)) at eight Q3.12 points, linearly interpolated as `Lut::eval`:
+/// entry `u >> 7` and its successor come in one 32-bit gather at byte `2 · (u >> 7)`.
+///
+/// # Safety
+/// AVX2 enabled where inlined; `table` holds 513 i16 (the gather reads at most byte 1025).
+#[inline(always)]
+unsafe fn lut8(table: &[u8], z: __m256i) -> __m256i {
+    // SAFETY (caller): as documented; the index is at most 511.
+    unsafe {
+        let z = _mm256_min_epi32(_mm256_max_epi32(z, _mm256_set1_epi32(-(8 << 12))), _mm256_set1_epi32((8 << 12) - 1));
+        let u = _mm256_add_epi32(z, _mm256_set1_epi32(8 << 12));
+        let pair = _mm256_i32gather_epi32::<2>(table.as_ptr().cast(), _mm256_srli_epi32(u, 7));
+        let (a, b) = (_mm256_srai_epi32(_mm256_slli_epi32(pair, 16), 16), _mm256_srai_epi32(pair, 16));
+        let frac = _mm256_and_si256(u, _mm256_set1_epi32(127));
+        let step = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(b, a), frac), _mm256_set1_epi32(64));
+        _mm256_add_epi32(a, _mm256_srai_epi32(step, 7))
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn cell_i8(gates: [&[i32]; 4], h: &mut [i8], c: &mut [i16], sigmoid: &[u8], tanh: &[u8], n: usize) {
+    let [gi, gf, gg, go] = gates.map(<[i32]>::as_ptr);
+    // SAFETY: AVX2 is enabled; units `u .. u + 8` with `u + 8 ≤ n` are within every slice (the caller).
+    unsafe {
+        for u in (0..n).step_by(8) {
+            let load = |p: *const i32| _mm256_loadu_si256(p.add(u).cast());
+            let (i, f, g, o) = (load(gi), load(gf), load(gg), load(go));
+            let (i, f, g, o) = (lut8(sigmoid, i), lut8(sigmoid, f), lut8(tanh, g), lut8(sigmoid, o));
+            let cp = c.as_mut_ptr().add(u);
+            let c0 = _mm256_cvtepi16_epi32(_mm_loadu_si128(cp.cast()));
+            // Q15 · Q11 >> 15 = Q11; Q15 · Q15 >> 19 = Q11 (each product below 2^30)
+            let fc = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(f, c0), _mm256_set1_epi32(1 << 14)), 15);
+            let ig = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(i, g), _mm256_set1_epi32(1 << 18)), 19);
+            let cell = _mm256_add_epi32(fc, ig);
+            // saturated to i16 (the pack), back in order
+            let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(cell, cell), 0b00_00_10_00);
+            _mm_storeu_si128(cp.cast(), _mm256_castsi256_si128(packed));
+            let cell = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(packed));
+            let t = lut8(tanh, _mm256_slli_epi32(cell, 1));
+            // h · 127 = (o · t · 127 + 2^29) >> 30 in i64 (o · t below 2^30); the result fits a byte, so the low
+            // 32 bits of a logical shift are the arithmetic shift's
+            let ot = _mm256_mullo_epi32(o, t);
+            let (k, round) = (_mm256_set1_epi32(127), _mm256_set1_epi64x(1 << 29));
+            let even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(ot, k), round), 30);
+            let odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(ot, 32), k), round), 30);
+            let hq = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+            let hq = _mm256_min_epi32(_mm256_max_epi32(hq, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+            let mut v = [0i32; 8];
+            _mm256_storeu_si256(v.as_mut_ptr().cast(), hq);
+            for (h, v) in h.get_mut(u..u + 8).into_iter().flatten().zip(v) {
+                *h = v as i8;
+            }
+        }
+    }
+}
+
 /// [`lstm_cell_f32`] if this CPU has AVX2 and FMA, else nothing (0 units done).
 pub fn lstm_cell(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
     // SAFETY: the CPU has the features the function is compiled for.

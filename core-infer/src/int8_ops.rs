@@ -683,16 +683,28 @@ impl Kernels for I8 {
         else {
             return;
         };
-        for ((((h, c), &i), &f), (&g, &o)) in h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)) {
-            let (i, f, g, o) = (l.sigmoid.eval(i), l.sigmoid.eval(f), l.tanh.eval(g), l.sigmoid.eval(o));
-            // Q15 · Q11 >> 15 = Q11; Q15 · Q15 >> 19 = Q11
-            let cell = ((f * i32::from(*c) + (1 << 14)) >> 15) + ((i * g + (1 << 18)) >> 19);
-            *c = cell.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-            let t = l.tanh.eval(i32::from(*c) << (GATE_FRAC - CELL_FRAC));
-            // h · 127 from Q30
-            let hq = (i64::from(o * t) * 127 + (1 << 29)) >> 30;
-            *h = hq.clamp(-127, 127) as i8;
-        }
+        #[cfg(target_arch = "x86_64")]
+        let done = crate::avx2::lstm_cell_i8([i, f, g, o], h, c, l.sigmoid.0, l.tanh.0);
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        let rest = [i, f, g, o].map(|q| q.get(done..).unwrap_or(&[]));
+        let (h, c) = (h.get_mut(done..).unwrap_or(&mut []), c.get_mut(done..).unwrap_or(&mut []));
+        cell(l.sigmoid, l.tanh, rest, h, c);
+    }
+}
+
+/// The LSTM state update from the gate pre-activations `[i, f, g, o]` (Q3.12): cell state Q4.11, output
+/// `h · 127`, for `h.len()` units. The portable reference (x86-64 runs eight units at a time with AVX2).
+pub fn cell(sigmoid: Lut<'_>, tanh: Lut<'_>, [i, f, g, o]: [&[i32]; 4], h: &mut [i8], c: &mut [i16]) {
+    for ((((h, c), &i), &f), (&g, &o)) in h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)) {
+        let (i, f, g, o) = (sigmoid.eval(i), sigmoid.eval(f), tanh.eval(g), sigmoid.eval(o));
+        // Q15 · Q11 >> 15 = Q11; Q15 · Q15 >> 19 = Q11
+        let cell = ((f * i32::from(*c) + (1 << 14)) >> 15) + ((i * g + (1 << 18)) >> 19);
+        *c = cell.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        let t = tanh.eval(i32::from(*c) << (GATE_FRAC - CELL_FRAC));
+        // h · 127 from Q30
+        let hq = (i64::from(o * t) * 127 + (1 << 29)) >> 30;
+        *h = hq.clamp(-127, 127) as i8;
     }
 }
 
@@ -900,6 +912,36 @@ mod tests {
                     std::eprintln!("SKIPPED in part: no AVX-VNNI, the unsigned-byte conv kernel is not tested on this CPU");
                 }
             }
+        }
+
+        /// The LSTM cell (eight units at a time with AVX2 on x86-64) equals the portable one bit for bit,
+        /// for gate pre-activations in and beyond the tables' range and any cell state.
+        #[test]
+        fn lstm_cell_matches_portable(
+            gates in proptest::collection::vec(
+                prop_oneof![4 => -(10i32 << GATE_FRAC)..(10 << GATE_FRAC), 1 => (8 << GATE_FRAC) - 2..(8 << GATE_FRAC) + 1],
+                4 * 37,
+            ),
+            c in proptest::collection::vec(any::<i16>(), 37),
+            units in 0usize..=37,
+        ) {
+            let (sig, tanh) = (table(|x| 1.0 / (1.0 + (-x).exp())), table(f64::tanh));
+            let (sig, tanh) = (Lut(&sig), Lut(&tanh));
+            let q: [&[i32]; 4] = core::array::from_fn(|k| &gates[37 * k..37 * k + units]);
+            let (mut h, mut cs) = (std::vec![0i8; units], c[..units].to_vec());
+            let (mut h_ref, mut c_ref) = (h.clone(), cs.clone());
+            cell(sig, tanh, q, &mut h_ref, &mut c_ref);
+            #[cfg(target_arch = "x86_64")]
+            let done = crate::avx2::lstm_cell_i8(q, &mut h, &mut cs, sig.0, tanh.0);
+            #[cfg(not(target_arch = "x86_64"))]
+            let done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::available() {
+                prop_assert_eq!(done, units / 8 * 8);
+            }
+            cell(sig, tanh, q.map(|g| &g[done..]), &mut h[done..], &mut cs[done..]);
+            prop_assert_eq!(h, h_ref);
+            prop_assert_eq!(cs, c_ref);
         }
 
         /// Requantization equals the exact product rounded, for the multipliers the quantizer makes.

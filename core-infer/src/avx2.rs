@@ -795,6 +795,89 @@ unsafe fn cell_i8(gates: [&[i32]; 4], h: &mut [i8], c: &mut [i16], sigmoid: &[u8
     }
 }
 
+/// `acc[r][c] += Σ_j w_r[j] · (x_c[j] − offset)` for the four int8 weight rows `w_r = w[r·k ..][..k]` and
+/// `cols` (1 or 2) columns of `k` unsigned bytes `x_c = x[c·k ..][..k]`, with AVX-VNNI's `vpdpbusd` (32
+/// products per instruction, no widening). An int8 input `v` with zero point `zp` enters as the byte
+/// `v ⊕ 0x80` with `offset = 128 + zp`, since `v − zp = (v + 128) − (128 + zp)`; the offset's share,
+/// `offset · Σ w_r`, is summed by one more `vpdpbusd` per row (none when the offset is 0) and subtracted.
+/// Wrapping i32 sums, equal to the portable kernel's. Returns false, doing nothing, without AVX-VNNI, for
+/// `k` not a multiple of 32, other column counts, an offset outside 0..=255 or short slices.
+pub fn rows4_u8(w: &[u8], k: usize, x: &[u8], cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) -> bool {
+    let fits = k != 0 && k.is_multiple_of(32) && w.len() >= 4 * k && x.len() >= cols * k;
+    if !vnni() || !fits || !(0..=255).contains(&offset) {
+        return false;
+    }
+    // SAFETY: the CPU has AVX2 and AVX-VNNI; the slices were checked above.
+    unsafe {
+        match (cols, offset) {
+            (1, 0) => u8_rows4::<1, false>(w.as_ptr(), k, x.as_ptr(), offset, acc),
+            (1, _) => u8_rows4::<1, true>(w.as_ptr(), k, x.as_ptr(), offset, acc),
+            (2, 0) => u8_rows4::<2, false>(w.as_ptr(), k, x.as_ptr(), offset, acc),
+            (2, _) => u8_rows4::<2, true>(w.as_ptr(), k, x.as_ptr(), offset, acc),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn u8_rows4<const C: usize, const OFFSET: bool>(
+    w: *const u8,
+    k: usize,
+    x: *const u8,
+    offset: i32,
+    acc: &mut [[i32; 4]; 4],
+) {
+    // SAFETY: AVX2 and AVX-VNNI are enabled; rows `r · k + 32q .. + 32` and columns `c · k + 32q .. + 32`
+    // for `32q < k` are within the slices `rows4_u8` checked.
+    unsafe {
+        let zero = _mm256_setzero_si256();
+        let off = _mm256_set1_epi8(offset as u8 as i8);
+        let (mut s, mut corr) = ([[zero; C]; 4], [zero; 4]);
+        for q in 0..k / 32 {
+            let mut xv = [zero; C];
+            for (c, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm256_loadu_si256(x.add(c * k + 32 * q).cast());
+            }
+            for (r, (s, corr)) in s.iter_mut().zip(&mut corr).enumerate() {
+                let wv = _mm256_loadu_si256(w.add(r * k + 32 * q).cast());
+                for (s, &xv) in s.iter_mut().zip(&xv) {
+                    *s = _mm256_dpbusd_avx_epi32(*s, xv, wv);
+                }
+                if OFFSET {
+                    *corr = _mm256_dpbusd_avx_epi32(*corr, off, wv);
+                }
+            }
+        }
+        let [c0, c1, c2, c3] = corr;
+        let mut v = [0i32; 8];
+        if C == 1 {
+            let [[a0], [a1], [a2], [a3]] = s.map(|r| [r.first().copied().unwrap_or(zero)]);
+            // lanes 0..4: the rows' sums; 4..8: their offset terms
+            let t = sums8(&[a0, a1, a2, a3, c0, c1, c2, c3]);
+            _mm256_storeu_si256(v.as_mut_ptr().cast(), _mm256_sub_epi32(t, _mm256_permute2x128_si256(t, t, 0x11)));
+            for (a, v) in acc.iter_mut().zip(v) {
+                a[0] = a[0].wrapping_add(v);
+            }
+        } else {
+            let [[a0, b0], [a1, b1], [a2, b2], [a3, b3]] =
+                s.map(|r| [r.first().copied().unwrap_or(zero), r.get(1).copied().unwrap_or(zero)]);
+            // lanes 2r, 2r + 1: row r's two columns; the offset term of row r in both
+            let t = sums8(&[a0, b0, a1, b1, a2, b2, a3, b3]);
+            let o = _mm256_permutevar8x32_epi32(
+                sums8(&[c0, c1, c2, c3, zero, zero, zero, zero]),
+                _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
+            );
+            _mm256_storeu_si256(v.as_mut_ptr().cast(), _mm256_sub_epi32(t, o));
+            for (a, v) in acc.iter_mut().zip(v.chunks_exact(2)) {
+                for (a, &v) in a.iter_mut().zip(v) {
+                    *a = a.wrapping_add(v);
+                }
+            }
+        }
+    }
+}
+
 /// [`lstm_cell_f32`] if this CPU has AVX2 and FMA, else nothing (0 units done).
 pub fn lstm_cell(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
     // SAFETY: the CPU has the features the function is compiled for.

@@ -227,6 +227,58 @@ pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
     }
 }
 
+/// The inputs of one dot-product pass, prepared once for all weight rows: a [block](crate::block) of
+/// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI the columns one after the other as unsigned
+/// bytes `x ⊕ 0x80` with the offset `128 + zp` ([`crate::avx2::rows4_u8`]: half the bytes, no widening).
+pub enum Prepared<'b> {
+    Block(&'b [i16]),
+    #[cfg(target_arch = "x86_64")]
+    Bytes(&'b [u8], i32),
+}
+
+/// Prepares `columns` (`n` int8 inputs each, zero point `zp`) in `block` (at least [`block_len`]`(n,
+/// columns.len())` slots; `None` if shorter): as bytes where [`dot_prepared`] has the kernel for them (x86-64
+/// with AVX-VNNI, `n` a multiple of 32), else as a block.
+pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -> Option<Prepared<'b>> {
+    let block = block.get_mut(..block_len(n, columns.len()))?;
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(32) && crate::avx2::vnni() {
+        let bytes = bytemuck::cast_slice_mut::<i16, u8>(block).get_mut(..n * columns.len())?;
+        for (dst, x) in bytes.chunks_exact_mut(n.max(1)).zip(columns) {
+            for (d, &v) in dst.iter_mut().zip(*x) {
+                *d = v as u8 ^ 0x80;
+            }
+        }
+        return Some(Prepared::Bytes(bytes, 128 + zp));
+    }
+    load(block, n, columns, LANES, |a| i16::from(a) - zp as i16); // zp checked to be in -128..=127 at load
+    Some(Prepared::Block(block))
+}
+
+/// [`dot_rows`] on [`prepare`]d inputs: the unsigned-byte kernel for four rows of 1 or 2 columns, else a
+/// plain loop over the bytes (fewer rows; never on the seed's model).
+#[inline(always)]
+pub fn dot_prepared(w: &[u8], k: usize, x: &Prepared<'_>, cols: usize, acc: &mut [[i32; 4]]) {
+    match x {
+        Prepared::Block(block) => dot_rows(w, k, block, cols, acc),
+        #[cfg(target_arch = "x86_64")]
+        &Prepared::Bytes(bytes, offset) => {
+            if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
+                if crate::avx2::rows4_u8(w, k, bytes, cols, offset, acc4) {
+                    return;
+                }
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let row = w.get(r * k..(r + 1) * k).unwrap_or(&[]);
+                for (a, x) in a.iter_mut().zip(bytes.chunks_exact(k.max(1))).take(cols) {
+                    let dot = row.iter().zip(x).map(|(&w, &u)| i32::from(w as i8) * (i32::from(u) - offset));
+                    *a = dot.fold(*a, i32::wrapping_add);
+                }
+            }
+        }
+    }
+}
+
 /// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).
 fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
     let mut a = [0];
@@ -634,11 +686,9 @@ impl Kernels for I8 {
     }
 
     fn lstm_input(l: &LstmI8<'_>, xs: &[&[i8]], gates: &mut [i32], block: &mut [i16]) {
-        // The steps' inputs, widened once, as the columns of one block: each weight row is read once.
+        // The steps' inputs, prepared once, as the columns of one block: each weight row is read once.
         let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
-        let Some(xb) = block.get_mut(..block_len(l.n_in, cols)) else { return };
-        let zp = l.zp_in as i16; // checked to be in -128..=127 at load
-        load(xb, l.n_in, xs.get(..cols).unwrap_or(xs), LANES, |a| i16::from(a) - zp);
+        let Some(xb) = prepare(block, l.n_in, xs.get(..cols).unwrap_or(xs), l.zp_in) else { return };
         let rows = 4 * l.hidden;
         // Gate by gate (i, f, g, o), each with its own requantization.
         for gate in 0..4 {
@@ -646,7 +696,7 @@ impl Kernels for I8 {
             for r0 in (gate * l.hidden..(gate + 1) * l.hidden).step_by(ROWS_AT_ONCE) {
                 let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
                 let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min((gate + 1) * l.hidden - r0)) else { return };
-                dot_rows(l.w_ih.get(r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
+                dot_prepared(l.w_ih.get(r0 * l.n_in..).unwrap_or(&[]), l.n_in, &xb, cols, acc);
                 for (r, a) in (r0..).zip(&*acc) {
                     for (step, &a) in a.iter().enumerate().take(cols) {
                         if let Some(g) = gates.get_mut(step * rows + r) {
@@ -659,20 +709,19 @@ impl Kernels for I8 {
     }
 
     fn lstm_recur(l: &LstmI8<'_>, gates: &mut [i32], h: &mut [i8], c: &mut [i16], block: &mut [i16]) {
-        // The previous state, widened once for all 4L gate rows.
+        // The previous state (zero point 0), prepared once for all 4L gate rows.
         let Some(hb) =
-            block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| b.get_mut(..block_len(l.hidden, 1)))
+            block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| prepare(b, l.hidden, &[&*h], 0))
         else {
             return;
         };
-        load(hb, l.hidden, &[&*h], LANES, i16::from);
         for (gate, quarter) in gates.chunks_mut(l.hidden.max(1)).enumerate().take(4) {
             let (mult, shift) = (l.mult_hh.get(gate), l.shift_hh.get(gate));
             for (q, g) in quarter.chunks_mut(KERNEL_ROWS).enumerate() {
                 let r0 = gate * l.hidden + q * KERNEL_ROWS;
                 let mut acc = [[0i32; 4]; KERNEL_ROWS];
                 let Some(acc) = acc.get_mut(..g.len()) else { return };
-                dot_rows(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, hb, 1, acc);
+                dot_prepared(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, &hb, 1, acc);
                 for (g, a) in g.iter_mut().zip(&*acc) {
                     *g = g.saturating_add(requantize(a[0], mult, shift));
                 }
@@ -942,6 +991,38 @@ mod tests {
             cell(sig, tanh, q.map(|g| &g[done..]), &mut h[done..], &mut cs[done..]);
             prop_assert_eq!(h, h_ref);
             prop_assert_eq!(cs, c_ref);
+        }
+
+        /// Prepared inputs (unsigned bytes with an offset on x86-64 with AVX-VNNI, else a block) through
+        /// [`dot_prepared`] equal the portable kernel on the block of `x − zp`, bit for bit, for any zero
+        /// point, 1 or 2 columns and 1-4 rows (four take the kernel, fewer the plain loop).
+        #[test]
+        fn prepared_rows_match_portable(
+            w in proptest::collection::vec(any::<u8>(), 4 * 256),
+            x in proptest::collection::vec(any::<i8>(), 2 * 256),
+            n in prop::sample::select(std::vec![32usize, 64, 96, 256, 36]),
+            zp in prop::sample::select(std::vec![-128i32, 0, 127, -5]),
+            cols in 1usize..=2,
+            rows in 1usize..=4,
+        ) {
+            let columns: std::vec::Vec<&[i8]> = (0..cols).map(|c| &x[c * n..(c + 1) * n]).collect();
+            let mut block = std::vec![0i16; block_len(n, cols)];
+            let prepared = prepare(&mut block, n, &columns, zp).unwrap();
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::vnni() {
+                prop_assert_eq!(matches!(prepared, Prepared::Bytes(..)), n % 32 == 0);
+            } else {
+                std::eprintln!("SKIPPED in part: no AVX-VNNI, the unsigned-byte rows kernel is not tested on this CPU");
+            }
+            let mut got = std::vec![[3i32, -9, 0, 0]; rows];
+            dot_prepared(&w, n, &prepared, cols, &mut got);
+            let mut reference = std::vec![0i16; block_len(n, cols)];
+            load(&mut reference, n, &columns, LANES, |a| i16::from(a) - zp as i16);
+            for (r, got) in got.iter().enumerate() {
+                let mut want = [3i32, -9, 0, 0];
+                dot_block_portable(&w[r * n..], n, &reference, &mut want[..cols]);
+                prop_assert_eq!(got, &want, "row {} of {}, n {}, {} columns, zp {}", r, rows, n, cols, zp);
+            }
         }
 
         /// Requantization equals the exact product rounded, for the multipliers the quantizer makes.

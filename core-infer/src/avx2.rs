@@ -505,7 +505,10 @@ unsafe fn conv_u8_vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8])
         // SAFETY: `channels_fit` checked the tensors hold `n` entries.
         *q = Some(unsafe { Requant8::new(l.mult, l.shift, 32 * b) });
     }
-    let bias = |o: usize| l.bias.get(4 * o..4 * o + 4).and_then(|b| b.try_into().ok()).map_or(0, i32::from_le_bytes);
+    let mut bias = [0i32; CONV1_MAX_OUT];
+    for (b, bytes) in bias.iter_mut().zip(l.bias.chunks_exact(4)) {
+        *b = bytes.try_into().map_or(0, i32::from_le_bytes);
+    }
     // Patch j (conv position row 2i + j % 2, column j / 2 of the window), k unsigned bytes.
     let mut patches = [[_mm256_setzero_si256(); CONV_MAX_K / 32]; 4];
     let mut best = [0i32; CONV1_MAX_OUT];
@@ -516,15 +519,20 @@ unsafe fn conv_u8_vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8])
             // tap (ky, kx) holds input row y + ky − 1 of column dx + kx: `cin / 32` vectors
             for (seg, dst) in patch.chunks_exact_mut(cin / 32).take(9).enumerate() {
                 let (ky, kx) = (seg / 3, seg % 3);
-                let src = (y + ky).checked_sub(1).and_then(|iy| {
-                    cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
-                });
-                for (q, d) in dst.iter_mut().enumerate() {
-                    *d = match src.and_then(|s| s.get(32 * q..32 * q + 32)) {
-                        // SAFETY: the 32 bytes read are within the slice.
-                        Some(s) => _mm256_xor_si256(unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }, flip),
-                        None => _mm256_setzero_si256(), // padding: x = zp, x − zp = 0
-                    };
+                // (plain branches, no closures: those would not inherit AVX2 and their calls stay)
+                let col = match cols.get(dx + kx) {
+                    Some(Some(col)) => col,
+                    _ => &[][..],
+                };
+                let row = y + ky; // the input row plus one
+                let src = if row == 0 { &[][..] } else { col.get((row - 1) * cin..row * cin).unwrap_or(&[]) };
+                if src.len() == cin {
+                    for (q, d) in dst.iter_mut().enumerate() {
+                        // SAFETY: the 32 bytes at 32·q < cin are within `src`.
+                        *d = _mm256_xor_si256(unsafe { _mm256_loadu_si256(src.as_ptr().add(32 * q).cast()) }, flip);
+                    }
+                } else {
+                    dst.fill(_mm256_setzero_si256()); // padding: x = zp, x − zp = 0
                 }
             }
         }
@@ -545,7 +553,7 @@ unsafe fn conv_u8_vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8])
             }
             // [row 0 at positions 0..4, row 1 at positions 0..4] plus each row's bias, then each row's
             // largest (in both halves' lane 0 after two in-lane max steps)
-            let (b0, b1) = (bias(2 * pair), bias(2 * pair + 1));
+            let (b0, b1) = (bias.get(2 * pair).copied().unwrap_or(0), bias.get(2 * pair + 1).copied().unwrap_or(0));
             let v = _mm256_add_epi32(sums8(&acc), _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1));
             let v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0b10_11_00_01));
             let v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0b01_00_11_10));
@@ -665,7 +673,18 @@ unsafe fn shift_clamp(
     // SAFETY (caller): AVX2 is enabled.
     unsafe {
         let flipped = _mm256_xor_si256(_mm256_add_epi64(p, round), _mm256_set1_epi64x(i64::MIN));
-        let s = _mm256_sub_epi64(_mm256_srlv_epi64(flipped, n), unbias);
+        clamp64(_mm256_sub_epi64(_mm256_srlv_epi64(flipped, n), unbias), (min, max))
+    }
+}
+
+/// `clamp(s, min, max)` per i64 lane.
+///
+/// # Safety
+/// AVX2 enabled where inlined.
+#[inline(always)]
+unsafe fn clamp64(s: __m256i, (min, max): (__m256i, __m256i)) -> __m256i {
+    // SAFETY (caller): AVX2 is enabled.
+    unsafe {
         let s = _mm256_blendv_epi8(s, min, _mm256_cmpgt_epi64(min, s));
         _mm256_blendv_epi8(s, max, _mm256_cmpgt_epi64(s, max))
     }
@@ -874,6 +893,47 @@ unsafe fn u8_rows4<const C: usize, const OFFSET: bool>(
                     *a = a.wrapping_add(v);
                 }
             }
+        }
+    }
+}
+
+/// `dst[i] = base.saturating_add(requantize(acc[i], mult, shift))` (`int8_ops::requantize`), `base` being
+/// `bias[i]` (little-endian i32) when given, else `dst[i]`, for the first multiple of eight of the
+/// entries, eight at a time: the LSTM gates' requantization. Returns the entries done (0 without AVX2 or
+/// for a shift outside −31..=30).
+pub fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i32, shift: i32) -> usize {
+    let n = dst.len().min(acc.len()).min(bias.map_or(usize::MAX, |b| b.len() / 4)) / 8 * 8;
+    if !available() || !(-31..=30).contains(&shift) {
+        return 0;
+    }
+    // SAFETY: the CPU has AVX2; `n` entries are within every slice.
+    unsafe { requantize_add_avx2(dst, acc, bias, mult, shift, n) };
+    n
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i32, shift: i32, n: usize) {
+    let sh = (31 - shift).clamp(1, 62);
+    let (nv, round) = (_mm256_set1_epi64x(i64::from(sh)), _mm256_set1_epi64x(1i64 << (sh - 1)));
+    let unbias = _mm256_set1_epi64x((1u64 << 63 >> sh) as i64);
+    let (m, one) = (_mm256_set1_epi32(mult), _mm256_set1_epi32(1));
+    let i32s = (_mm256_set1_epi64x(i64::from(i32::MIN)), _mm256_set1_epi64x(i64::from(i32::MAX)));
+    // SAFETY: AVX2 is enabled; entries `i .. i + 8` with `i + 8 ≤ n` are within every slice (the caller).
+    unsafe {
+        for i in (0..n).step_by(8) {
+            let a = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
+            let base = match bias {
+                Some(b) => _mm256_loadu_si256(b.as_ptr().add(4 * i).cast()),
+                None => _mm256_loadu_si256(dst.as_ptr().add(i).cast()),
+            };
+            // requantize per 64-bit lane (even entries, then odd), clamped to i32, plus the base sign-extended
+            // (`vpmuldq` by one), clamped again: the saturating add
+            let even = shift_clamp(_mm256_mul_epi32(a, m), round, nv, unbias, i32s);
+            let odd = shift_clamp(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), m), round, nv, unbias, i32s);
+            let even = clamp64(_mm256_add_epi64(even, _mm256_mul_epi32(base, one)), i32s);
+            let odd = clamp64(_mm256_add_epi64(odd, _mm256_mul_epi32(_mm256_srli_epi64(base, 32), one)), i32s);
+            let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), v);
         }
     }
 }

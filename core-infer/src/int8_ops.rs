@@ -690,18 +690,31 @@ impl Kernels for I8 {
         let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
         let Some(xb) = prepare(block, l.n_in, xs.get(..cols).unwrap_or(xs), l.zp_in) else { return };
         let rows = 4 * l.hidden;
-        // Gate by gate (i, f, g, o), each with its own requantization.
+        // Gate by gate (i, f, g, o), each with its own requantization, GATE_CHUNK rows at a time: their
+        // sums first, then requantized together.
         for gate in 0..4 {
             let (mult, shift) = (l.mult_ih.get(gate), l.shift_ih.get(gate));
-            for r0 in (gate * l.hidden..(gate + 1) * l.hidden).step_by(ROWS_AT_ONCE) {
-                let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
-                let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min((gate + 1) * l.hidden - r0)) else { return };
-                dot_prepared(l.w_ih.get(r0 * l.n_in..).unwrap_or(&[]), l.n_in, &xb, cols, acc);
-                for (r, a) in (r0..).zip(&*acc) {
-                    for (step, &a) in a.iter().enumerate().take(cols) {
-                        if let Some(g) = gates.get_mut(step * rows + r) {
-                            *g = l.b.get(r).saturating_add(requantize(a, mult, shift));
+            let end = (gate + 1) * l.hidden;
+            for r0 in (gate * l.hidden..end).step_by(GATE_CHUNK) {
+                let len = GATE_CHUNK.min(end - r0);
+                let mut sums = [[0i32; GATE_CHUNK]; LSTM_STEPS_AT_ONCE];
+                for q in (0..len).step_by(ROWS_AT_ONCE) {
+                    let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
+                    let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(len - q)) else { return };
+                    dot_prepared(l.w_ih.get((r0 + q) * l.n_in..).unwrap_or(&[]), l.n_in, &xb, cols, acc);
+                    for (r, a) in acc.iter().enumerate() {
+                        for (sums, &a) in sums.iter_mut().zip(a) {
+                            if let Some(s) = sums.get_mut(q + r) {
+                                *s = a;
+                            }
                         }
+                    }
+                }
+                let bias = I32s(l.b.0.get(4 * r0..).unwrap_or(&[]));
+                for (step, sums) in sums.iter().enumerate().take(cols) {
+                    let at = step * rows + r0;
+                    if let (Some(g), Some(sums)) = (gates.get_mut(at..at + len), sums.get(..len)) {
+                        requantize_add(g, sums, Some(bias), mult, shift);
                     }
                 }
             }
@@ -717,14 +730,18 @@ impl Kernels for I8 {
         };
         for (gate, quarter) in gates.chunks_mut(l.hidden.max(1)).enumerate().take(4) {
             let (mult, shift) = (l.mult_hh.get(gate), l.shift_hh.get(gate));
-            for (q, g) in quarter.chunks_mut(KERNEL_ROWS).enumerate() {
-                let r0 = gate * l.hidden + q * KERNEL_ROWS;
-                let mut acc = [[0i32; 4]; KERNEL_ROWS];
-                let Some(acc) = acc.get_mut(..g.len()) else { return };
-                dot_prepared(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, &hb, 1, acc);
-                for (g, a) in g.iter_mut().zip(&*acc) {
-                    *g = g.saturating_add(requantize(a[0], mult, shift));
+            for (q, g) in quarter.chunks_mut(GATE_CHUNK).enumerate() {
+                let mut sums = [0i32; GATE_CHUNK];
+                for (p, sums) in sums.chunks_mut(KERNEL_ROWS).take(g.len().div_ceil(KERNEL_ROWS)).enumerate() {
+                    let r0 = gate * l.hidden + q * GATE_CHUNK + p * KERNEL_ROWS;
+                    let mut acc = [[0i32; 4]; KERNEL_ROWS];
+                    let Some(acc) = acc.get_mut(..KERNEL_ROWS.min(g.len() - p * KERNEL_ROWS)) else { return };
+                    dot_prepared(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, &hb, 1, acc);
+                    for (s, a) in sums.iter_mut().zip(&*acc) {
+                        *s = a[0];
+                    }
                 }
+                requantize_add(g, sums.get(..g.len()).unwrap_or(&[]), None, mult, shift);
             }
         }
         let mut quarters = gates.chunks_exact(l.hidden);
@@ -739,6 +756,22 @@ impl Kernels for I8 {
         let rest = [i, f, g, o].map(|q| q.get(done..).unwrap_or(&[]));
         let (h, c) = (h.get_mut(done..).unwrap_or(&mut []), c.get_mut(done..).unwrap_or(&mut []));
         cell(l.sigmoid, l.tanh, rest, h, c);
+    }
+}
+
+/// LSTM gate rows whose sums are requantized together (a multiple of eight: the AVX2 step).
+const GATE_CHUNK: usize = 64;
+
+/// `dst[i] = base.saturating_add(requantize(acc[i], mult, shift))` with `base` = `bias[i]` when given, else
+/// `dst[i]`: LSTM gate pre-activations from their accumulators. Eight at a time with AVX2 on x86-64.
+fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<I32s<'_>>, mult: i32, shift: i32) {
+    #[cfg(target_arch = "x86_64")]
+    let done = crate::avx2::requantize_add(dst, acc, bias.map(|b| b.0), mult, shift);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (i, (d, &a)) in dst.iter_mut().zip(acc).enumerate().skip(done) {
+        let base = bias.map_or(*d, |b| b.get(i));
+        *d = base.saturating_add(requantize(a, mult, shift));
     }
 }
 
@@ -1022,6 +1055,25 @@ mod tests {
                 let mut want = [3i32, -9, 0, 0];
                 dot_block_portable(&w[r * n..], n, &reference, &mut want[..cols]);
                 prop_assert_eq!(got, &want, "row {} of {}, n {}, {} columns, zp {}", r, rows, n, cols, zp);
+            }
+        }
+
+        /// Requantize-and-add (eight at a time with AVX2 on x86-64) equals the scalar definition, with a
+        /// bias or in place, over the whole shift range and at i32's limits.
+        #[test]
+        fn requantize_add_matches_scalar(
+            acc in proptest::collection::vec(prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX)], 0..40),
+            base in proptest::collection::vec(prop_oneof![any::<i32>(), -1000i32..1000, Just(i32::MIN), Just(i32::MAX)], 40),
+            mult: i32,
+            shift in -31i32..=30,
+            with_bias: bool,
+        ) {
+            let n = acc.len();
+            let bias: std::vec::Vec<u8> = base.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut got = if with_bias { std::vec![0i32; n] } else { base[..n].to_vec() };
+            requantize_add(&mut got, &acc, with_bias.then_some(I32s(&bias)), mult, shift);
+            for i in 0..n {
+                prop_assert_eq!(got[i], base[i].saturating_add(requantize(acc[i], mult, shift)), "at {}", i);
             }
         }
 

@@ -938,6 +938,85 @@ unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>,
     }
 }
 
+/// The f32 twin of [`conv1_pool_i8`]: conv1 (`w` `[outputs, 3, 3, 1]` and `bias`, little-endian f32) +
+/// 2×2 max-pool (+ ReLU when `relu`) for `windows` windows, eight channels per register, one FMA per tap
+/// with the input broadcast. Sums in the generic path's order (bias, then taps 0-8), so results equal it
+/// but for FMA's single rounding. Returns false, doing nothing, without AVX2/FMA, for channel counts not
+/// a multiple of eight or above [`CONV1_MAX_OUT`], or short slices.
+#[allow(clippy::too_many_arguments)]
+pub fn conv1_pool_f32(
+    w: &[u8],
+    bias: &[u8],
+    outputs: usize,
+    relu: bool,
+    windows: usize,
+    near: impl Fn(usize) -> [[f32; 4]; 4],
+    out: &mut [f32],
+) -> bool {
+    let n = outputs;
+    let fits = w.len() >= 36 * n && bias.len() >= 4 * n && out.len() >= windows * n;
+    if !available() || n == 0 || !n.is_multiple_of(8) || n > CONV1_MAX_OUT || !fits {
+        return false;
+    }
+    // SAFETY: the CPU has AVX2 and FMA; the slices were checked above.
+    unsafe { conv1_f32(w, bias, n, relu, windows, &near, out) };
+    true
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv1_f32(
+    w: &[u8],
+    bias: &[u8],
+    n: usize,
+    relu: bool,
+    windows: usize,
+    near: &impl Fn(usize) -> [[f32; 4]; 4],
+    out: &mut [f32],
+) {
+    let f32_at =
+        |b: &[u8], i: usize| b.get(4 * i..4 * i + 4).and_then(|v| v.try_into().ok()).map_or(0.0, f32::from_le_bytes);
+    // Channel block b, tap t: the eight channels' weights; and the blocks' biases.
+    let mut wv = [[_mm256_setzero_ps(); 9]; CONV1_MAX_OUT / 8];
+    let mut bv = [_mm256_setzero_ps(); CONV1_MAX_OUT / 8];
+    for (b, (ws, bv)) in wv.iter_mut().zip(&mut bv).enumerate().take(n / 8) {
+        for (t, v) in ws.iter_mut().enumerate() {
+            let lanes: [f32; 8] = core::array::from_fn(|c| f32_at(w, 9 * (8 * b + c) + t));
+            // SAFETY: AVX is enabled; `lanes` holds eight f32.
+            *v = unsafe { _mm256_loadu_ps(lanes.as_ptr()) };
+        }
+        let lanes: [f32; 8] = core::array::from_fn(|c| f32_at(bias, 8 * b + c));
+        // SAFETY: as above.
+        *bv = unsafe { _mm256_loadu_ps(lanes.as_ptr()) };
+    }
+    let zero = _mm256_setzero_ps();
+    for (i, out) in out.chunks_exact_mut(n).take(windows).enumerate() {
+        let nb = near(i);
+        // position j (row 2i + j % 2, column j / 2), tap t = ky · 3 + kx: input (row dy + ky, column dx + kx)
+        let mut x = [[0f32; 9]; 4];
+        for (j, x) in x.iter_mut().enumerate() {
+            let (dy, dx) = (j % 2, j / 2);
+            for (t, v) in x.iter_mut().enumerate() {
+                *v = nb.get(dx + t % 3).and_then(|c| c.get(dy + t / 3)).copied().unwrap_or(0.0);
+            }
+        }
+        for ((ws, &bias), out) in wv.iter().zip(&bv).zip(out.chunks_exact_mut(8)) {
+            let mut best = _mm256_set1_ps(f32::NEG_INFINITY);
+            for x in &x {
+                let mut acc = bias;
+                for (&x, &w) in x.iter().zip(ws) {
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(x), w, acc);
+                }
+                best = _mm256_max_ps(best, acc);
+            }
+            if relu {
+                best = _mm256_max_ps(best, zero);
+            }
+            // SAFETY: `out` holds eight f32.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), best) };
+        }
+    }
+}
+
 /// [`lstm_cell_f32`] if this CPU has AVX2 and FMA, else nothing (0 units done).
 pub fn lstm_cell(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usize {
     // SAFETY: the CPU has the features the function is compiled for.

@@ -79,6 +79,15 @@ impl Mac for LinearF32<'_> {
             acc
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    fn conv_pool_kernel(&self, cols: [Option<&[f32]>; 4], out: &mut [f32]) -> bool {
+        let (w, b, n) = (self.w.0, self.b.0, self.outputs);
+        let windows = out.len() / n.max(1);
+        let near = |i| crate::net::neighbourhood(self, cols, i);
+        self.segments == 9
+            && self.segment_len == 1
+            && crate::avx2::conv1_pool_f32(w, b, n, self.relu, windows, near, out)
+    }
 }
 
 /// `acc[r][c] += Σ w_r · x_c` for the weight rows `w_r` (`k` f32 each, little-endian bytes from `w`) and
@@ -240,6 +249,44 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// conv1 + pool through the layer's own kernel (the AVX2/FMA one where the CPU has it) equals the
+        /// definition to rounding: per window and channel, the largest of the four positions' `bias + Σ w · x`,
+        /// through ReLU or not, for channel counts the kernel takes or declines and padding columns.
+        #[test]
+        fn conv1_pool_matches_definition(
+            outputs in prop::sample::select(std::vec![8usize, 32, 64, 12]),
+            w in proptest::collection::vec(-1f32..1.0, 9 * 64),
+            bias in proptest::collection::vec(-1f32..1.0, 64),
+            relu: bool,
+            x in proptest::collection::vec(0f32..1.0, 4 * 25),
+            present in any::<[bool; 4]>(),
+        ) {
+            let wb: std::vec::Vec<u8> = w[..9 * outputs].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bb: std::vec::Vec<u8> = bias[..outputs].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let layer = LinearF32 { w: F32s(&wb), b: F32s(&bb), outputs, segments: 9, segment_len: 1, relu };
+            let cols: [Option<&[f32]>; 4] = core::array::from_fn(|c| present[c].then(|| &x[25 * c..25 * (c + 1)]));
+            let windows = 12;
+            let mut block = std::vec![0f32; crate::net::conv_block_len(1)];
+            let mut got = std::vec![0f32; windows * outputs];
+            crate::net::conv_pool(&layer, cols, &mut block, &mut got);
+            for i in 0..windows {
+                let near = crate::net::neighbourhood(&layer, cols, i);
+                for o in 0..outputs {
+                    let best = (0..4).map(|j| {
+                        let (dy, dx) = (j % 2, j / 2);
+                        (0..9).fold(f64::from(bias[o]), |acc, t| acc + f64::from(w[9 * o + t]) * f64::from(near[dx + t % 3][dy + t / 3]))
+                    }).fold(f64::NEG_INFINITY, f64::max);
+                    let want = if relu { best.max(0.0) } else { best };
+                    let g = f64::from(got[i * outputs + o]);
+                    prop_assert!((g - want).abs() <= 1e-5, "window {}, channel {}: {} vs {}", i, o, g, want);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::available() {
+                prop_assert_eq!(layer.conv_pool_kernel(cols, &mut std::vec![0f32; windows * outputs]), outputs % 8 == 0);
+            }
+        }
+
         /// 1-4 rows against 1-4 columns (four rows of 1, 2 or 4 columns through AVX2/FMA where the CPU has
         /// it, the rest through the portable loop) equal f64 sums to rounding, for any row length; the
         /// weights may run on past the last row, as inside a tensor.

@@ -690,28 +690,31 @@ impl Kernels for I8 {
         let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
         let Some(xb) = prepare(block, l.n_in, xs.get(..cols).unwrap_or(xs), l.zp_in) else { return };
         let rows = 4 * l.hidden;
-        // Gate by gate (i, f, g, o), each with its own requantization, GATE_CHUNK rows at a time: their
-        // sums first, then requantized together.
+        // Gate by gate (i, f, g, o), each with its own requantization, GATE_CHUNK rows at a time.
         for gate in 0..4 {
             let (mult, shift) = (l.mult_ih.get(gate), l.shift_ih.get(gate));
             let end = (gate + 1) * l.hidden;
             for r0 in (gate * l.hidden..end).step_by(GATE_CHUNK) {
                 let len = GATE_CHUNK.min(end - r0);
-                let mut sums = [[0i32; GATE_CHUNK]; LSTM_STEPS_AT_ONCE];
+                let mut sums = [[0i32; COLLECTED]; LSTM_STEPS_AT_ONCE];
                 for q in (0..len).step_by(ROWS_AT_ONCE) {
                     let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
                     let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(len - q)) else { return };
                     dot_prepared(l.w_ih.get((r0 + q) * l.n_in..).unwrap_or(&[]), l.n_in, &xb, cols, acc);
-                    for (r, a) in acc.iter().enumerate() {
-                        for (sums, &a) in sums.iter_mut().zip(a) {
-                            if let Some(s) = sums.get_mut(q + r) {
-                                *s = a;
+                    for (r, a) in (q..).zip(&*acc) {
+                        for (step, (sums, &a)) in sums.iter_mut().zip(a).enumerate().take(cols) {
+                            if COLLECTED > 0 {
+                                if let Some(s) = sums.get_mut(r) {
+                                    *s = a;
+                                }
+                            } else if let Some(g) = gates.get_mut(step * rows + r0 + r) {
+                                *g = l.b.get(r0 + r).saturating_add(requantize(a, mult, shift));
                             }
                         }
                     }
                 }
                 let bias = I32s(l.b.0.get(4 * r0..).unwrap_or(&[]));
-                for (step, sums) in sums.iter().enumerate().take(cols) {
+                for (step, sums) in sums.iter().enumerate().take(cols).filter(|_| COLLECTED > 0) {
                     let at = step * rows + r0;
                     if let (Some(g), Some(sums)) = (gates.get_mut(at..at + len), sums.get(..len)) {
                         requantize_add(g, sums, Some(bias), mult, shift);
@@ -731,17 +734,25 @@ impl Kernels for I8 {
         for (gate, quarter) in gates.chunks_mut(l.hidden.max(1)).enumerate().take(4) {
             let (mult, shift) = (l.mult_hh.get(gate), l.shift_hh.get(gate));
             for (q, g) in quarter.chunks_mut(GATE_CHUNK).enumerate() {
-                let mut sums = [0i32; GATE_CHUNK];
-                for (p, sums) in sums.chunks_mut(KERNEL_ROWS).take(g.len().div_ceil(KERNEL_ROWS)).enumerate() {
+                let mut sums = [0i32; COLLECTED];
+                for (p, gp) in g.chunks_mut(KERNEL_ROWS).enumerate() {
                     let r0 = gate * l.hidden + q * GATE_CHUNK + p * KERNEL_ROWS;
                     let mut acc = [[0i32; 4]; KERNEL_ROWS];
-                    let Some(acc) = acc.get_mut(..KERNEL_ROWS.min(g.len() - p * KERNEL_ROWS)) else { return };
+                    let Some(acc) = acc.get_mut(..gp.len()) else { return };
                     dot_prepared(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, &hb, 1, acc);
-                    for (s, a) in sums.iter_mut().zip(&*acc) {
-                        *s = a[0];
+                    if COLLECTED > 0 {
+                        for (s, a) in sums.iter_mut().skip(p * KERNEL_ROWS).zip(&*acc) {
+                            *s = a[0];
+                        }
+                    } else {
+                        for (g, a) in gp.iter_mut().zip(&*acc) {
+                            *g = g.saturating_add(requantize(a[0], mult, shift));
+                        }
                     }
                 }
-                requantize_add(g, sums.get(..g.len()).unwrap_or(&[]), None, mult, shift);
+                if COLLECTED > 0 {
+                    requantize_add(g, sums.get(..g.len()).unwrap_or(&[]), None, mult, shift);
+                }
             }
         }
         let mut quarters = gates.chunks_exact(l.hidden);
@@ -759,8 +770,13 @@ impl Kernels for I8 {
     }
 }
 
-/// LSTM gate rows whose sums are requantized together (a multiple of eight: the AVX2 step).
+/// LSTM gate rows handled together: on x86-64 their sums are collected ([`COLLECTED`]) and requantized
+/// by [`requantize_add`], eight at a time (a multiple of eight: the AVX2 step).
 const GATE_CHUNK: usize = 64;
+
+/// Gate sums collected per chunk: all of them on x86-64; none elsewhere, where each sum is requantized
+/// right after its kernel pass (collecting them would cost the Cortex-M4 1 M instructions per inference).
+const COLLECTED: usize = if cfg!(target_arch = "x86_64") { GATE_CHUNK } else { 0 };
 
 /// `dst[i] = base.saturating_add(requantize(acc[i], mult, shift))` with `base` = `bias[i]` when given, else
 /// `dst[i]`: LSTM gate pre-activations from their accumulators. Eight at a time with AVX2 on x86-64.
@@ -769,9 +785,19 @@ fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<I32s<'_>>, mult: i3
     let done = crate::avx2::requantize_add(dst, acc, bias.map(|b| b.0), mult, shift);
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
-    for (i, (d, &a)) in dst.iter_mut().zip(acc).enumerate().skip(done) {
-        let base = bias.map_or(*d, |b| b.get(i));
-        *d = base.saturating_add(requantize(a, mult, shift));
+    let (dst, acc) = (dst.get_mut(done..).unwrap_or(&mut []), acc.get(done..).unwrap_or(&[]));
+    // (one loop per case: a branch per entry costs the Cortex-M4 1 M instructions per inference)
+    match bias {
+        Some(b) => {
+            for (i, (d, &a)) in (done..).zip(dst.iter_mut().zip(acc)) {
+                *d = b.get(i).saturating_add(requantize(a, mult, shift));
+            }
+        }
+        None => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = d.saturating_add(requantize(a, mult, shift));
+            }
+        }
     }
 }
 

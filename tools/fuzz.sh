@@ -19,7 +19,7 @@ printf '\001\100\000\000\000\001' > "$corpus/seed-one-patch"
 before=$(find "$artifacts" -type f | wc -l)
 
 log=$(mktemp)
-# AddressSanitizer: core-infer's only unsafe code is the SIMD kernels' loads (SSE2 here), from
+# AddressSanitizer: core-infer's only unsafe code is the SIMD kernels' loads (SSE2, AVX2, AVX-VNNI here), from
 # bounds-checked slices; ASan checks that claim. Otherwise what can go wrong is a panic (indexing, arithmetic
 # overflow: debug assertions are on) or a hang, which libFuzzer catches by itself.
 # -timeout: an input running over 10 s counts as a hang; -max_len keeps inputs to header-sized files

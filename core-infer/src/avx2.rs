@@ -1,11 +1,17 @@
 //! x86-64 kernels for CPUs with AVX2 and FMA (int8 also with AVX-VNNI where the CPU has it), chosen at
-//! run time (CPUID through `cpufeatures`, which needs no `std`): four weight rows against a
-//! [block](crate::block) of 1, 2 or 4 columns in one pass, so every input load serves four rows and every
-//! weight load up to four columns, with 16 or 8 products per register accumulated in place; and the f32
-//! LSTM cell, eight units at a time. The network calls them through `int8_ops::dot_rows`, `f32_ops`'s
-//! `rows` and its LSTM, which fall back to the portable code elsewhere and finish a row's partial last group
-//! of four; proptests check every kernel variant against exact sums (int8: bit for bit) and the cell
-//! against libm.
+//! run time (CPUID through `cpufeatures`, which needs no `std`). Each computes exactly what the portable
+//! code computes (int8 bit for bit; f32 to rounding), which proptests check:
+//! - dot products: four weight rows against a [block](crate::block) of 1, 2 or 4 columns in one pass, so
+//!   every input load serves four rows and every weight load up to four columns (int8 `vpmaddwd` or
+//!   `vpdpwssd` on i16 blocks, f32 FMA); with AVX-VNNI, int8 inputs as unsigned bytes against int8 weights
+//!   (`vpdpbusd`, 32 products per instruction: [`rows4_u8`], and conv2 + pool in [`conv_pool_u8`]);
+//! - conv1 + pool, eight output channels per register ([`conv1_pool_i8`], [`conv1_pool_f32`]), with the
+//!   int8 requantization eight channels at a time;
+//! - the LSTMs' gate requantization ([`requantize_add`]) and cells ([`lstm_cell_i8`], [`lstm_cell_f32`]),
+//!   eight units at a time.
+//!
+//! The network calls them through `int8_ops` and `f32_ops`, which fall back to the portable code elsewhere
+//! and finish what a kernel leaves (a row's partial last group of four, the units past a multiple of eight).
 //!
 //! Block layout recap: group `g` of column `c` is the four slots at `(g · cols + c) · 4`. With two
 //! columns or more, each 128-bit half of a register holds one group of two neighbouring columns ("a unit");

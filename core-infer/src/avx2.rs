@@ -45,6 +45,72 @@ pub fn vnni() -> bool {
     }
 }
 
+cpufeatures::new!(cpuid_avx512vl, "avx512f", "avx512vl");
+
+/// The instruction set a CPU offers for `vpdpbusd` (unsigned bytes times signed bytes, summed by four into
+/// i32 lanes), which the unsigned-byte kernels ([`rows4_u8`], [`conv_pool_u8`]) need: AVX-VNNI (VEX
+/// encoded; AMD Zen 4 and later, Intel from Alder Lake and Sapphire Rapids) or AVX512-VNNI with AVX512-VL
+/// on 256-bit registers (Intel servers from Cascade Lake, AMD Zen 4 and later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DotBytes {
+    AvxVnni,
+    Avx512Vnni,
+}
+
+impl DotBytes {
+    /// Every variant this CPU runs, the preferred one first (tests cover each).
+    pub fn all() -> impl Iterator<Item = DotBytes> {
+        [DotBytes::AvxVnni, DotBytes::Avx512Vnni].into_iter().filter(|v| v.runs())
+    }
+    /// The variant the kernels use on this CPU, if any.
+    pub fn get() -> Option<DotBytes> {
+        DotBytes::all().next()
+    }
+    /// Whether this CPU runs the variant (CPUID read once, then cached: the kernels ask on every call).
+    fn runs(self) -> bool {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        static MASK: AtomicU8 = AtomicU8::new(0x80); // 0x80: not read yet; else bit 0 AVX-VNNI, bit 1 AVX512
+        let mut mask = MASK.load(Ordering::Relaxed);
+        if mask == 0x80 {
+            // (CPUID leaf 7 exists where AVX2 does; the OS side, ZMM state for AVX-512, is cpufeatures's check)
+            let avx512 = available() && cpuid_avx512vl::get() && __cpuid_count(7, 0).ecx & (1 << 11) != 0;
+            mask = u8::from(vnni()) | u8::from(avx512) << 1;
+            MASK.store(mask, Ordering::Relaxed);
+        }
+        let bit = match self {
+            DotBytes::AvxVnni => 1,
+            DotBytes::Avx512Vnni => 2,
+        };
+        mask & bit != 0
+    }
+}
+
+/// `acc + Σ` of four neighbouring products of the unsigned bytes of `a` and the signed bytes of `b`, per
+/// i32 lane (`vpdpbusd`, either encoding); the unsigned-byte kernels are written once over it.
+trait DotBytesOp {
+    /// # Safety
+    /// Only inlined into a function compiled with the implementor's features.
+    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
+}
+
+struct Avx512Vnni;
+
+impl DotBytesOp for AvxVnni {
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY (caller): AVX-VNNI is enabled where this is inlined.
+        unsafe { _mm256_dpbusd_avx_epi32(acc, a, b) }
+    }
+}
+
+impl DotBytesOp for Avx512Vnni {
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY (caller): AVX512-VNNI and AVX512-VL are enabled where this is inlined.
+        unsafe { _mm256_dpbusd_epi32(acc, a, b) }
+    }
+}
+
 /// `acc + Σ` of neighbouring i16 products of `a` and `b`, per i32 lane: two instructions with AVX2, one
 /// with AVX-VNNI. The kernels are written once over it and instantiated in a function compiled for each.
 trait Madd {
@@ -412,8 +478,9 @@ pub unsafe fn lstm_cell_f32(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usiz
     units
 }
 
-/// Most output channels [`conv1_pool_i8`] takes: its weights, rearranged for the kernel, live on the stack.
-pub const CONV1_MAX_OUT: usize = 64;
+/// Most output channels the conv kernels take: their per-channel constants (and conv1's weights, rearranged
+/// for the kernel) live on the stack.
+pub const CONV_MAX_OUT: usize = 64;
 
 /// An int8 conv 3×3 as [`conv1_pool_i8`] and [`conv_pool_u8`] read it: the file's little-endian
 /// tensors and the layer's output zero point and lowest output.
@@ -438,7 +505,7 @@ pub struct ConvI8<'a> {
 /// gets `outputs` values per window. The portable path passes the 9 taps of one channel through a dot
 /// product kernel 4 rows at a time; here eight channels share a register, a tap pair is one broadcast
 /// and one `vpmaddwd`, the pooling is `vpmaxsd` and the requantization runs eight channels at a time.
-/// Returns false, doing nothing, without AVX2, for more than [`CONV1_MAX_OUT`] channels or a count not
+/// Returns false, doing nothing, without AVX2, for more than [`CONV_MAX_OUT`] channels or a count not
 /// a multiple of eight, or when a slice is too short.
 pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, near: impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) -> bool {
     let n = l.outputs;
@@ -456,12 +523,12 @@ pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, near: impl Fn(usize) -> [[i
     true
 }
 
-/// Whether a conv's output channels suit the kernels (a multiple of eight, at most [`CONV1_MAX_OUT`]) and
+/// Whether a conv's output channels suit the kernels (a multiple of eight, at most [`CONV_MAX_OUT`]) and
 /// its tensors hold them.
 fn channels_fit(l: &ConvI8<'_>) -> bool {
     let n = l.outputs;
     let tensors = l.w.len() >= 9 * l.cin * n && [l.bias, l.mult, l.shift].iter().all(|t| t.len() >= 4 * n);
-    n != 0 && n.is_multiple_of(8) && n <= CONV1_MAX_OUT && tensors
+    n != 0 && n.is_multiple_of(8) && n <= CONV_MAX_OUT && tensors
 }
 
 /// Longest patch (`9 · cin`) [`conv_pool_u8`] takes: its four patches live on the stack.
@@ -476,13 +543,38 @@ pub const CONV_MAX_K: usize = 9 * 64;
 /// accumulator requantized). Returns false, doing nothing, without AVX-VNNI, for input channels not a
 /// multiple of 32 or above [`CONV_MAX_K`] / 9, or output channels [`channels_fit`] refuses.
 pub fn conv_pool_u8(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    DotBytes::get().is_some_and(|v| conv_pool_u8_with(v, l, cols, out))
+}
+
+/// [`conv_pool_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
+pub fn conv_pool_u8_with(v: DotBytes, l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
     let k = 9 * l.cin;
-    if !vnni() || l.cin == 0 || !l.cin.is_multiple_of(32) || k > CONV_MAX_K || !channels_fit(l) {
+    if !v.runs() || l.cin == 0 || !l.cin.is_multiple_of(32) || k > CONV_MAX_K {
         return false;
     }
-    // SAFETY: the CPU has AVX2 and AVX-VNNI; the tensors were checked above.
-    unsafe { conv_u8_vnni(l, cols, out) };
+    if !channels_fit(l) {
+        return false;
+    }
+    // SAFETY: the CPU has the variant's features (checked above); the tensors were checked above.
+    unsafe {
+        match v {
+            DotBytes::AvxVnni => conv_u8_avxvnni(l, cols, out),
+            DotBytes::Avx512Vnni => conv_u8_avx512vnni(l, cols, out),
+        }
+    }
     true
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn conv_u8_avxvnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
+    // SAFETY: the features are enabled here; the caller checked the tensors.
+    unsafe { conv_u8::<AvxVnni>(l, cols, out) }
+}
+
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+unsafe fn conv_u8_avx512vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
+    // SAFETY: the features are enabled here; the caller checked the tensors.
+    unsafe { conv_u8::<Avx512Vnni>(l, cols, out) }
 }
 
 /// The eight sums of the eight vectors' i32 lanes, in order.
@@ -502,22 +594,26 @@ unsafe fn sums8(v: &[__m256i; 8]) -> __m256i {
     }
 }
 
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn conv_u8_vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
+/// The body of both [`conv_pool_u8`] variants.
+///
+/// # Safety
+/// Inlined into a function compiled with `D`'s features (and AVX2); `l`'s tensors checked by `channels_fit`.
+#[inline(always)]
+unsafe fn conv_u8<D: DotBytesOp>(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
     let (n, cin, k) = (l.outputs, l.cin, 9 * l.cin);
     let chunks = k / 32;
-    let mut quant: [Option<Requant8>; CONV1_MAX_OUT / 8] = Default::default();
+    let mut quant: [Option<Requant8>; CONV_MAX_OUT / 8] = Default::default();
     for (b, q) in quant.iter_mut().enumerate().take(n / 8) {
         // SAFETY: `channels_fit` checked the tensors hold `n` entries.
         *q = Some(unsafe { Requant8::new(l.mult, l.shift, 32 * b) });
     }
-    let mut bias = [0i32; CONV1_MAX_OUT];
+    let mut bias = [0i32; CONV_MAX_OUT];
     for (b, bytes) in bias.iter_mut().zip(l.bias.chunks_exact(4)) {
         *b = bytes.try_into().map_or(0, i32::from_le_bytes);
     }
     // Patch j (conv position row 2i + j % 2, column j / 2 of the window), k unsigned bytes.
     let mut patches = [[_mm256_setzero_si256(); CONV_MAX_K / 32]; 4];
-    let mut best = [0i32; CONV1_MAX_OUT];
+    let mut best = [0i32; CONV_MAX_OUT];
     let flip = _mm256_set1_epi8(i8::MIN);
     for (i, out) in out.chunks_exact_mut(n).enumerate() {
         for (j, patch) in patches.iter_mut().enumerate() {
@@ -553,8 +649,8 @@ unsafe fn conv_u8_vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8])
                 let (row0, row1) = acc.split_at_mut(4);
                 for ((patch, s0), s1) in patches.iter().zip(row0).zip(row1) {
                     let x = patch.get(q).copied().unwrap_or(_mm256_setzero_si256());
-                    *s0 = _mm256_dpbusd_avx_epi32(*s0, x, a);
-                    *s1 = _mm256_dpbusd_avx_epi32(*s1, x, b);
+                    *s0 = D::dpbusd(*s0, x, a);
+                    *s1 = D::dpbusd(*s1, x, b);
                 }
             }
             // [row 0 at positions 0..4, row 1 at positions 0..4] plus each row's bias, then each row's
@@ -705,9 +801,9 @@ unsafe fn conv1_body<M: Madd>(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usi
     // SAFETY: AVX2 (and the variant's feature) is enabled where this is inlined; every pointer read is
     // within the first `outputs` entries of a tensor, which the caller checked.
     unsafe {
-        let mut wv = [[_mm256_setzero_si256(); 5]; CONV1_MAX_OUT / 8];
-        let mut quant: [Option<Requant8>; CONV1_MAX_OUT / 8] = Default::default();
-        let mut bias = [_mm256_setzero_si256(); CONV1_MAX_OUT / 8];
+        let mut wv = [[_mm256_setzero_si256(); 5]; CONV_MAX_OUT / 8];
+        let mut quant: [Option<Requant8>; CONV_MAX_OUT / 8] = Default::default();
+        let mut bias = [_mm256_setzero_si256(); CONV_MAX_OUT / 8];
         for (b, ((ws, q), bv)) in wv.iter_mut().zip(&mut quant).zip(&mut bias).enumerate().take(blocks) {
             for (p, v) in ws.iter_mut().enumerate() {
                 // lanes 2c, 2c + 1: channel 8b + c's weights of taps 2p, 2p + 1
@@ -828,32 +924,81 @@ unsafe fn cell_i8(gates: [&[i32]; 4], h: &mut [i8], c: &mut [i16], sigmoid: &[u8
 /// Wrapping i32 sums, equal to the portable kernel's. Returns false, doing nothing, without AVX-VNNI, for
 /// `k` not a multiple of 32, other column counts, an offset outside 0..=255 or short slices.
 pub fn rows4_u8(w: &[u8], k: usize, x: &[u8], cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) -> bool {
+    DotBytes::get().is_some_and(|v| rows4_u8_with(v, w, k, x, cols, offset, acc))
+}
+
+/// [`rows4_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
+pub fn rows4_u8_with(
+    v: DotBytes,
+    w: &[u8],
+    k: usize,
+    x: &[u8],
+    cols: usize,
+    offset: i32,
+    acc: &mut [[i32; 4]; 4],
+) -> bool {
     let fits = k != 0 && k.is_multiple_of(32) && w.len() >= 4 * k && x.len() >= cols * k;
-    if !vnni() || !fits || !(0..=255).contains(&offset) {
+    if !v.runs() || !fits || !(0..=255).contains(&offset) || !(1..=2).contains(&cols) {
         return false;
     }
-    // SAFETY: the CPU has AVX2 and AVX-VNNI; the slices were checked above.
+    let (w, x) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: the CPU has the variant's features (checked above); the slices were checked above.
     unsafe {
-        match (cols, offset) {
-            (1, 0) => u8_rows4::<1, false>(w.as_ptr(), k, x.as_ptr(), offset, acc),
-            (1, _) => u8_rows4::<1, true>(w.as_ptr(), k, x.as_ptr(), offset, acc),
-            (2, 0) => u8_rows4::<2, false>(w.as_ptr(), k, x.as_ptr(), offset, acc),
-            (2, _) => u8_rows4::<2, true>(w.as_ptr(), k, x.as_ptr(), offset, acc),
-            _ => return false,
+        match v {
+            DotBytes::AvxVnni => u8_rows4_avxvnni(w, k, x, cols, offset, acc),
+            DotBytes::Avx512Vnni => u8_rows4_avx512vnni(w, k, x, cols, offset, acc),
         }
     }
     true
 }
 
 #[target_feature(enable = "avx2,avxvnni")]
-unsafe fn u8_rows4<const C: usize, const OFFSET: bool>(
+unsafe fn u8_rows4_avxvnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) {
+    // SAFETY: the features are enabled here; the caller checked the slices.
+    unsafe { u8_rows4_cols::<AvxVnni>(w, k, x, cols, offset, acc) }
+}
+
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+unsafe fn u8_rows4_avx512vnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) {
+    // SAFETY: the features are enabled here; the caller checked the slices.
+    unsafe { u8_rows4_cols::<Avx512Vnni>(w, k, x, cols, offset, acc) }
+}
+
+/// The column count and whether there is an offset, as compile-time parameters of the kernel body.
+#[inline(always)]
+unsafe fn u8_rows4_cols<D: DotBytesOp>(
+    w: *const u8,
+    k: usize,
+    x: *const u8,
+    cols: usize,
+    offset: i32,
+    acc: &mut [[i32; 4]; 4],
+) {
+    // SAFETY (caller): as for `u8_rows4`.
+    unsafe {
+        match (cols, offset) {
+            (1, 0) => u8_rows4::<D, 1, false>(w, k, x, offset, acc),
+            (1, _) => u8_rows4::<D, 1, true>(w, k, x, offset, acc),
+            (2, 0) => u8_rows4::<D, 2, false>(w, k, x, offset, acc),
+            _ => u8_rows4::<D, 2, true>(w, k, x, offset, acc),
+        }
+    }
+}
+
+/// The body of [`rows4_u8`] for `C` columns, with or without an offset.
+///
+/// # Safety
+/// Inlined into a function compiled with `D`'s features (and AVX2); four rows of `k` bytes from `w` at
+/// stride `k` and `C` columns of `k` bytes from `x`, `k` a multiple of 32.
+#[inline(always)]
+unsafe fn u8_rows4<D: DotBytesOp, const C: usize, const OFFSET: bool>(
     w: *const u8,
     k: usize,
     x: *const u8,
     offset: i32,
     acc: &mut [[i32; 4]; 4],
 ) {
-    // SAFETY: AVX2 and AVX-VNNI are enabled; rows `r · k + 32q .. + 32` and columns `c · k + 32q .. + 32`
+    // SAFETY (caller): the features are enabled; rows `r · k + 32q .. + 32` and columns `c · k + 32q .. + 32`
     // for `32q < k` are within the slices `rows4_u8` checked.
     unsafe {
         let zero = _mm256_setzero_si256();
@@ -867,10 +1012,10 @@ unsafe fn u8_rows4<const C: usize, const OFFSET: bool>(
             for (r, (s, corr)) in s.iter_mut().zip(&mut corr).enumerate() {
                 let wv = _mm256_loadu_si256(w.add(r * k + 32 * q).cast());
                 for (s, &xv) in s.iter_mut().zip(&xv) {
-                    *s = _mm256_dpbusd_avx_epi32(*s, xv, wv);
+                    *s = D::dpbusd(*s, xv, wv);
                 }
                 if OFFSET {
-                    *corr = _mm256_dpbusd_avx_epi32(*corr, off, wv);
+                    *corr = D::dpbusd(*corr, off, wv);
                 }
             }
         }
@@ -948,7 +1093,7 @@ unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>,
 /// 2×2 max-pool (+ ReLU when `relu`) for `windows` windows, eight channels per register, one FMA per tap
 /// with the input broadcast. Sums in the generic path's order (bias, then taps 0-8), so results equal it
 /// but for FMA's single rounding. Returns false, doing nothing, without AVX2/FMA, for channel counts not
-/// a multiple of eight or above [`CONV1_MAX_OUT`], or short slices.
+/// a multiple of eight or above [`CONV_MAX_OUT`], or short slices.
 #[allow(clippy::too_many_arguments)]
 pub fn conv1_pool_f32(
     w: &[u8],
@@ -961,7 +1106,7 @@ pub fn conv1_pool_f32(
 ) -> bool {
     let n = outputs;
     let fits = w.len() >= 36 * n && bias.len() >= 4 * n && out.len() >= windows * n;
-    if !available() || n == 0 || !n.is_multiple_of(8) || n > CONV1_MAX_OUT || !fits {
+    if !available() || n == 0 || !n.is_multiple_of(8) || n > CONV_MAX_OUT || !fits {
         return false;
     }
     // SAFETY: the CPU has AVX2 and FMA; the slices were checked above.
@@ -982,8 +1127,8 @@ unsafe fn conv1_f32(
     let f32_at =
         |b: &[u8], i: usize| b.get(4 * i..4 * i + 4).and_then(|v| v.try_into().ok()).map_or(0.0, f32::from_le_bytes);
     // Channel block b, tap t: the eight channels' weights; and the blocks' biases.
-    let mut wv = [[_mm256_setzero_ps(); 9]; CONV1_MAX_OUT / 8];
-    let mut bv = [_mm256_setzero_ps(); CONV1_MAX_OUT / 8];
+    let mut wv = [[_mm256_setzero_ps(); 9]; CONV_MAX_OUT / 8];
+    let mut bv = [_mm256_setzero_ps(); CONV_MAX_OUT / 8];
     for (b, (ws, bv)) in wv.iter_mut().zip(&mut bv).enumerate().take(n / 8) {
         for (t, v) in ws.iter_mut().enumerate() {
             let lanes: [f32; 8] = core::array::from_fn(|c| f32_at(w, 9 * (8 * b + c) + t));

@@ -242,7 +242,7 @@ pub enum Prepared<'b> {
 pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -> Option<Prepared<'b>> {
     let block = block.get_mut(..block_len(n, columns.len()))?;
     #[cfg(target_arch = "x86_64")]
-    if n.is_multiple_of(32) && crate::avx2::vnni() {
+    if n.is_multiple_of(32) && crate::avx2::DotBytes::get().is_some() {
         let bytes = bytemuck::cast_slice_mut::<i16, u8>(block).get_mut(..n * columns.len())?;
         for (dst, x) in bytes.chunks_exact_mut(n.max(1)).zip(columns) {
             for (d, &v) in dst.iter_mut().zip(*x) {
@@ -580,16 +580,7 @@ impl Mac for LinearI8<'_> {
     }
     #[cfg(target_arch = "x86_64")]
     fn conv_pool_kernel(&self, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
-        let layer = crate::avx2::ConvI8 {
-            w: self.w,
-            bias: self.b.0,
-            mult: self.mult.0,
-            shift: self.shift.0,
-            outputs: self.outputs,
-            cin: self.segment_len,
-            zp_out: self.zp_out,
-            lo: self.lowest(),
-        };
+        let layer = self.as_conv();
         if self.segments != 9 {
             false
         } else if self.segment_len == 1 {
@@ -602,6 +593,20 @@ impl Mac for LinearI8<'_> {
 }
 
 impl LinearI8<'_> {
+    /// The layer as the x86-64 conv kernels read it.
+    #[cfg(target_arch = "x86_64")]
+    fn as_conv(&self) -> crate::avx2::ConvI8<'_> {
+        crate::avx2::ConvI8 {
+            w: self.w,
+            bias: self.b.0,
+            mult: self.mult.0,
+            shift: self.shift.0,
+            outputs: self.outputs,
+            cin: self.segment_len,
+            zp_out: self.zp_out,
+            lo: self.lowest(),
+        }
+    }
     /// The lowest output: the zero point (real 0) with ReLU, else −128.
     fn lowest(&self) -> i32 {
         if self.relu {
@@ -1011,13 +1016,19 @@ mod tests {
                     prop_assert_eq!(got[i * outputs + o], layer.finish(o, best), "window {}, channel {}", i, o);
                 }
             }
+            // Every unsigned-byte variant this CPU runs (AVX-VNNI, AVX512-VNNI) gives the same.
             #[cfg(target_arch = "x86_64")]
             {
+                use crate::avx2::{conv_pool_u8_with, DotBytes};
                 let ran = layer.conv_pool_kernel(cols, &mut std::vec![0i8; windows * outputs]);
-                if crate::avx2::vnni() {
-                    prop_assert_eq!(ran, zp.0 == -128);
-                } else {
-                    std::eprintln!("SKIPPED in part: no AVX-VNNI, the unsigned-byte conv kernel is not tested on this CPU");
+                prop_assert_eq!(ran, zp.0 == -128 || DotBytes::get().is_none());
+                for v in DotBytes::all().filter(|_| zp.0 == -128) {
+                    let mut out = std::vec![0i8; windows * outputs];
+                    prop_assert!(conv_pool_u8_with(v, &layer.as_conv(), cols, &mut out));
+                    prop_assert_eq!(&out, &got, "{:?}", v);
+                }
+                if DotBytes::all().count() < 2 {
+                    std::eprintln!("SKIPPED in part: this CPU lacks AVX-VNNI or AVX512-VNNI; that conv variant is not tested on it");
                 }
             }
         }
@@ -1052,9 +1063,10 @@ mod tests {
             prop_assert_eq!(cs, c_ref);
         }
 
-        /// Prepared inputs (unsigned bytes with an offset on x86-64 with AVX-VNNI, else a block) through
-        /// [`dot_prepared`] equal the portable kernel on the block of `x − zp`, bit for bit, for any zero
-        /// point, 1 or 2 columns and 1-4 rows (four take the kernel, fewer the plain loop).
+        /// Prepared inputs (unsigned bytes with an offset on x86-64 with AVX-VNNI or AVX512-VNNI, else a
+        /// block) through [`dot_prepared`] equal the portable kernel on the block of `x − zp`, bit for bit,
+        /// for any zero point, 1 or 2 columns and 1-4 rows (four take the kernel, fewer the plain loop);
+        /// so does every unsigned-byte variant the CPU runs on four rows.
         #[test]
         fn prepared_rows_match_portable(
             w in proptest::collection::vec(any::<u8>(), 4 * 256),
@@ -1068,19 +1080,31 @@ mod tests {
             let mut block = std::vec![0i16; block_len(n, cols)];
             let prepared = prepare(&mut block, n, &columns, zp).unwrap();
             #[cfg(target_arch = "x86_64")]
-            if crate::avx2::vnni() {
+            if crate::avx2::DotBytes::get().is_some() {
                 prop_assert_eq!(matches!(prepared, Prepared::Bytes(..)), n % 32 == 0);
-            } else {
-                std::eprintln!("SKIPPED in part: no AVX-VNNI, the unsigned-byte rows kernel is not tested on this CPU");
             }
             let mut got = std::vec![[3i32, -9, 0, 0]; rows];
             dot_prepared(&w, n, &prepared, cols, &mut got);
             let mut reference = std::vec![0i16; block_len(n, cols)];
             load(&mut reference, n, &columns, LANES, |a| i16::from(a) - zp as i16);
-            for (r, got) in got.iter().enumerate() {
-                let mut want = [3i32, -9, 0, 0];
+            let mut want = [[3i32, -9, 0, 0]; 4];
+            for (r, want) in want.iter_mut().enumerate() {
                 dot_block_portable(&w[r * n..], n, &reference, &mut want[..cols]);
-                prop_assert_eq!(got, &want, "row {} of {}, n {}, {} columns, zp {}", r, rows, n, cols, zp);
+            }
+            for (r, got) in got.iter().enumerate() {
+                prop_assert_eq!(got, &want[r], "row {} of {}, n {}, {} columns, zp {}", r, rows, n, cols, zp);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Prepared::Bytes(bytes, offset) = prepared {
+                for v in crate::avx2::DotBytes::all() {
+                    let mut acc = [[3i32, -9, 0, 0]; 4];
+                    prop_assert!(crate::avx2::rows4_u8_with(v, &w, n, bytes, cols, offset, &mut acc));
+                    prop_assert_eq!(acc, want, "{:?}", v);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2::DotBytes::all().count() < 2 {
+                std::eprintln!("SKIPPED in part: this CPU lacks AVX-VNNI or AVX512-VNNI; that rows variant is not tested on it");
             }
         }
 

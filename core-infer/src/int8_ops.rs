@@ -188,7 +188,7 @@ pub fn dot_rows2_portable(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
 
 /// `acc[r][c] += Σ_j w_r[j] · x_c[j]` for the weight rows `w_r = w[r·k ..][..k]` (`r < acc.len()`) and
 /// the `cols` columns of `block`: what a layer computes for up to [`KERNEL_ROWS`] outputs. On x86-64 with AVX2
-/// four rows go through one kernel pass ([`crate::avx2`]); elsewhere rows go one at a time through
+/// four rows go through one kernel pass (`avx2`); elsewhere rows go one at a time through
 /// [`dot_block`], or two at a time through [`dot_rows2`] when there is one column. Always inlined, so
 /// that each caller's column count picks its kernel variant at compile time.
 #[inline(always)]
@@ -229,7 +229,7 @@ pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
 
 /// The inputs of one dot-product pass, prepared once for all weight rows: a [block](crate::block) of
 /// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI the columns one after the other as unsigned
-/// bytes `x ⊕ 0x80` with the offset `128 + zp` ([`crate::avx2::rows4_u8`]: half the bytes, no widening).
+/// bytes `x ⊕ 0x80` with the offset `128 + zp` (`avx2::rows4_u8`: half the bytes, no widening).
 pub enum Prepared<'b> {
     Block(&'b [i16]),
     #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test: the host workspace (unit, integration and equivalence
-# tests), clippy's no-panic rules on core-infer, core-infer built for a Cortex-M4F, and the firmware in QEMU.
+# tests), clippy's no-panic rules and the API docs of core-infer, core-infer built for a Cortex-M4F, and the
+# firmware in QEMU.
 # `.ci/run` calls this script.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,9 @@ cargo test --release --workspace
 
 step "core-infer: clippy denies unwrap/expect/panic/indexing in non-test code"
 cargo clippy --release -p core-infer --features std -- -D warnings
+
+step "core-infer: its API docs build without warnings (no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps -p core-infer --features std
 
 step "core-infer builds for thumbv7em-none-eabihf (no_std, no alloc)"
 bash tools/cargo-thumb.sh build --release -p core-infer --features defmt,dsp

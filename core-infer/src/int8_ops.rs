@@ -228,8 +228,9 @@ pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
 }
 
 /// The inputs of one dot-product pass, prepared once for all weight rows: a [block](crate::block) of
-/// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI the columns one after the other as unsigned
-/// bytes `x ⊕ 0x80` with the offset `128 + zp` (`avx2::rows4_u8`: half the bytes, no widening).
+/// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI or AVX512-VNNI the columns one after the
+/// other as unsigned bytes `x ⊕ 0x80` with the offset `128 + zp` (`avx2::rows4_u8`: half the bytes, no
+/// widening).
 pub enum Prepared<'b> {
     Block(&'b [i16]),
     #[cfg(target_arch = "x86_64")]
@@ -238,7 +239,7 @@ pub enum Prepared<'b> {
 
 /// Prepares `columns` (`n` int8 inputs each, zero point `zp`) in `block` (at least [`block_len`]`(n,
 /// columns.len())` slots; `None` if shorter): as bytes where [`dot_prepared`] has the kernel for them (x86-64
-/// with AVX-VNNI, `n` a multiple of 32), else as a block.
+/// with a VNNI extension, `n` a multiple of 32), else as a block.
 pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -> Option<Prepared<'b>> {
     let block = block.get_mut(..block_len(n, columns.len()))?;
     #[cfg(target_arch = "x86_64")]

@@ -5,8 +5,9 @@
 # all); several splits say what the recipe does on captchas it has not seen. A benchmark, not a test.
 #   tools/splits.sh [SEED...]     default seeds: 1 2 3 4 5 and 42 (the default split)
 # Runs go to runs/splits/seed-N (kept: a second call only summarizes the seeds already trained; delete a
-# folder to retrain it); the table also goes to runs/splits-report.md. 3-8 minutes per seed here (early
-# stopping on the validation loss ends some runs after 30 epochs, others only at 100).
+# folder to retrain it); the table also goes to runs/splits-report.md, its figures (for tools/bench.sh) to
+# runs/splits-summary.json. 3-8 minutes per seed here (early stopping on the validation loss ends some runs
+# after 30 epochs, others only at 100).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -55,4 +56,7 @@ print("\n".join(rows))
 print(f"\nmean best validation accuracy over {len(accs)} splits: {100 * sum(accs) / len(accs):.2f}%; "
       f"99% reached on {len(hits)} of {len(accs)}"
       + (f", after {sum(hits) / len(hits):.0f} s on average" if hits else ""))
+# The figures tools/bench.sh reports.
+summary = {"splits": len(accs), "mean_best_accuracy": sum(accs) / len(accs), "seconds_to_99": hits}
+json.dump(summary, open("runs/splits-summary.json", "w"), indent=1)
 PY

@@ -19,6 +19,7 @@
 //! of four groups, split in-lane (`vpshufd`, no lane crossing), serves both halves.
 #![allow(unsafe_code)]
 
+use crate::int8_ops::LUT_LEN;
 use core::arch::x86_64::*;
 
 cpufeatures::new!(cpuid_avx2_fma, "avx2", "fma");
@@ -501,13 +502,13 @@ pub struct ConvI8<'a> {
 
 /// conv1 + ReLU + 2×2 max-pool for `windows` pooling windows, all output channels at once: the
 /// portable path's results (`int8_ops::LinearI8::finish` of the window's largest accumulator) bit for bit.
-/// `near(i)` is window `i`'s 4×4 neighbourhood (`[column][row]`, inputs minus the zero point); `out`
+/// `patches(i)` is window `i`'s four 3×3 patches (`net::conv1_patches`, inputs minus the zero point); `out`
 /// gets `outputs` values per window. The portable path passes the 9 taps of one channel through a dot
 /// product kernel 4 rows at a time; here eight channels share a register, a tap pair is one broadcast
 /// and one `vpmaddwd`, the pooling is `vpmaxsd` and the requantization runs eight channels at a time.
 /// Returns false, doing nothing, without AVX2, for more than [`CONV_MAX_OUT`] channels or a count not
 /// a multiple of eight, or when a slice is too short.
-pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, near: impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) -> bool {
+pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, patches: impl Fn(usize) -> [[i16; 9]; 4], out: &mut [i8]) -> bool {
     let n = l.outputs;
     if !available() || l.cin != 1 || !channels_fit(l) || out.len() < windows * n {
         return false;
@@ -515,9 +516,9 @@ pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, near: impl Fn(usize) -> [[i
     // SAFETY: the CPU has the features each variant is compiled for; the slices were checked above.
     unsafe {
         if vnni() {
-            conv1_vnni(l, windows, &near, out);
+            conv1_vnni(l, windows, &patches, out);
         } else {
-            conv1_avx2(l, windows, &near, out);
+            conv1_avx2(l, windows, &patches, out);
         }
     }
     true
@@ -682,15 +683,15 @@ unsafe fn conv_u8<D: DotBytesOp>(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: 
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn conv1_avx2(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) {
+unsafe fn conv1_avx2(l: &ConvI8<'_>, windows: usize, patches: &impl Fn(usize) -> [[i16; 9]; 4], out: &mut [i8]) {
     // SAFETY: AVX2 is enabled here; the caller checked the slices.
-    unsafe { conv1_body::<Avx2>(l, windows, near, out) }
+    unsafe { conv1_body::<Avx2>(l, windows, patches, out) }
 }
 
 #[target_feature(enable = "avx2,avxvnni")]
-unsafe fn conv1_vnni(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) {
+unsafe fn conv1_vnni(l: &ConvI8<'_>, windows: usize, patches: &impl Fn(usize) -> [[i16; 9]; 4], out: &mut [i8]) {
     // SAFETY: AVX2 and AVX-VNNI are enabled here; the caller checked the slices.
-    unsafe { conv1_body::<AvxVnni>(l, windows, near, out) }
+    unsafe { conv1_body::<AvxVnni>(l, windows, patches, out) }
 }
 
 /// Eight channels' requantization constants (see `int8_ops::requantize`): the multipliers, and per
@@ -710,7 +711,19 @@ impl Requant8 {
     unsafe fn new(mult: &[u8], shift: &[u8], at: usize) -> Self {
         // SAFETY (caller): as documented.
         unsafe {
-            let shift = _mm256_loadu_si256(shift.as_ptr().add(at).cast());
+            let load = |t: &[u8]| _mm256_loadu_si256(t.as_ptr().add(at).cast());
+            Self::of(load(mult), load(shift))
+        }
+    }
+
+    /// From eight multipliers and eight shifts (in −31..=30) in i32 lanes.
+    ///
+    /// # Safety
+    /// AVX2 enabled where inlined.
+    #[inline(always)]
+    unsafe fn of(mult: __m256i, shift: __m256i) -> Self {
+        // SAFETY (caller): AVX2 is enabled.
+        unsafe {
             let n = _mm256_min_epi32(
                 _mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(31), shift), _mm256_set1_epi32(1)),
                 _mm256_set1_epi32(62),
@@ -719,7 +732,7 @@ impl Requant8 {
             let one = _mm256_set1_epi64x(1);
             let top = _mm256_set1_epi64x(i64::MIN);
             Requant8 {
-                mult: _mm256_loadu_si256(mult.as_ptr().add(at).cast()),
+                mult,
                 n,
                 round: [
                     _mm256_sllv_epi64(one, _mm256_sub_epi64(n[0], one)),
@@ -795,7 +808,12 @@ unsafe fn clamp64(s: __m256i, (min, max): (__m256i, __m256i)) -> __m256i {
 /// The body of both conv1 variants. Channel block `b` holds channels `8b .. 8b + 8`; tap pair `p` is taps
 /// `2p`, `2p + 1` (tap `ky · 3 + kx`, a tenth tap of weight zero completing the last pair).
 #[inline(always)]
-unsafe fn conv1_body<M: Madd>(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usize) -> [[i16; 4]; 4], out: &mut [i8]) {
+unsafe fn conv1_body<M: Madd>(
+    l: &ConvI8<'_>,
+    windows: usize,
+    patches: &impl Fn(usize) -> [[i16; 9]; 4],
+    out: &mut [i8],
+) {
     let blocks = l.outputs / 8;
     let tap = |c: usize, t: usize| if t < 9 { l.w.get(9 * c + t).map_or(0, |&v| i16::from(v as i8)) } else { 0 };
     // SAFETY: AVX2 (and the variant's feature) is enabled where this is inlined; every pointer read is
@@ -814,16 +832,10 @@ unsafe fn conv1_body<M: Madd>(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usi
             *bv = _mm256_loadu_si256(l.bias.as_ptr().add(32 * b).cast());
         }
         for (i, out) in out.chunks_exact_mut(l.outputs).take(windows).enumerate() {
-            let nb = near(i);
-            // Position j of the window is conv position (row 2i + j % 2, column j / 2); its tap pairs as
-            // i32 lanes of two i16, ready to broadcast.
-            let pairs: [[i32; 5]; 4] = core::array::from_fn(|j| {
-                let (dy, dx) = (j % 2, j / 2);
-                let x = |t: usize| {
-                    let v = if t < 9 { nb.get(dx + t % 3).and_then(|c| c.get(dy + t / 3)).copied() } else { None };
-                    v.unwrap_or(0)
-                };
-                core::array::from_fn(|p| i32::from(x(2 * p) as u16) | (i32::from(x(2 * p + 1)) << 16))
+            // Each position's tap pairs as i32 lanes of two i16, ready to broadcast.
+            let pairs = patches(i).map(|patch| {
+                let x = |t: usize| patch.get(t).copied().unwrap_or(0);
+                core::array::from_fn::<i32, 5, _>(|p| i32::from(x(2 * p) as u16) | (i32::from(x(2 * p + 1)) << 16))
             });
             for ((ws, (q, &bv)), out) in wv.iter().zip(quant.iter().zip(&bias)).zip(out.chunks_exact_mut(8)) {
                 let Some(q) = q else { break };
@@ -852,7 +864,7 @@ unsafe fn conv1_body<M: Madd>(l: &ConvI8<'_>, windows: usize, near: &impl Fn(usi
 /// without AVX2 or with a table too short).
 pub fn lstm_cell_i8(gates: [&[i32]; 4], h: &mut [i8], c: &mut [i16], sigmoid: &[u8], tanh: &[u8]) -> usize {
     let n = h.len().min(c.len()).min(gates.iter().map(|g| g.len()).min().unwrap_or(0)) / 8 * 8;
-    if !available() || sigmoid.len() < 2 * 513 || tanh.len() < 2 * 513 {
+    if !available() || sigmoid.len() < 2 * LUT_LEN || tanh.len() < 2 * LUT_LEN {
         return 0;
     }
     // SAFETY: the CPU has AVX2; `n` units are within every slice, the tables have 513 entries.
@@ -1064,10 +1076,10 @@ pub fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i
 
 #[target_feature(enable = "avx2")]
 unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i32, shift: i32, n: usize) {
-    let sh = (31 - shift).clamp(1, 62);
-    let (nv, round) = (_mm256_set1_epi64x(i64::from(sh)), _mm256_set1_epi64x(1i64 << (sh - 1)));
-    let unbias = _mm256_set1_epi64x((1u64 << 63 >> sh) as i64);
-    let (m, one) = (_mm256_set1_epi32(mult), _mm256_set1_epi32(1));
+    // SAFETY: AVX2 is enabled here.
+    let q = unsafe { Requant8::of(_mm256_set1_epi32(mult), _mm256_set1_epi32(shift)) };
+    let Requant8 { mult: m, n: [nv, _], round: [round, _], unbias: [unbias, _] } = q;
+    let one = _mm256_set1_epi32(1);
     let i32s = (_mm256_set1_epi64x(i64::from(i32::MIN)), _mm256_set1_epi64x(i64::from(i32::MAX)));
     // SAFETY: AVX2 is enabled; entries `i .. i + 8` with `i + 8 ≤ n` are within every slice (the caller).
     unsafe {
@@ -1101,7 +1113,7 @@ pub fn conv1_pool_f32(
     outputs: usize,
     relu: bool,
     windows: usize,
-    near: impl Fn(usize) -> [[f32; 4]; 4],
+    patches: impl Fn(usize) -> [[f32; 9]; 4],
     out: &mut [f32],
 ) -> bool {
     let n = outputs;
@@ -1110,7 +1122,7 @@ pub fn conv1_pool_f32(
         return false;
     }
     // SAFETY: the CPU has AVX2 and FMA; the slices were checked above.
-    unsafe { conv1_f32(w, bias, n, relu, windows, &near, out) };
+    unsafe { conv1_f32(w, bias, n, relu, windows, &patches, out) };
     true
 }
 
@@ -1121,7 +1133,7 @@ unsafe fn conv1_f32(
     n: usize,
     relu: bool,
     windows: usize,
-    near: &impl Fn(usize) -> [[f32; 4]; 4],
+    patches: &impl Fn(usize) -> [[f32; 9]; 4],
     out: &mut [f32],
 ) {
     let f32_at =
@@ -1141,15 +1153,7 @@ unsafe fn conv1_f32(
     }
     let zero = _mm256_setzero_ps();
     for (i, out) in out.chunks_exact_mut(n).take(windows).enumerate() {
-        let nb = near(i);
-        // position j (row 2i + j % 2, column j / 2), tap t = ky · 3 + kx: input (row dy + ky, column dx + kx)
-        let mut x = [[0f32; 9]; 4];
-        for (j, x) in x.iter_mut().enumerate() {
-            let (dy, dx) = (j % 2, j / 2);
-            for (t, v) in x.iter_mut().enumerate() {
-                *v = nb.get(dx + t % 3).and_then(|c| c.get(dy + t / 3)).copied().unwrap_or(0.0);
-            }
-        }
+        let x = patches(i);
         for ((ws, &bias), out) in wv.iter().zip(&bv).zip(out.chunks_exact_mut(8)) {
             let mut best = _mm256_set1_ps(f32::NEG_INFINITY);
             for x in &x {

@@ -83,10 +83,10 @@ impl Mac for LinearF32<'_> {
     fn conv_pool_kernel(&self, cols: [Option<&[f32]>; 4], out: &mut [f32]) -> bool {
         let (w, b, n) = (self.w.0, self.b.0, self.outputs);
         let windows = out.len() / n.max(1);
-        let near = |i| crate::net::neighbourhood(self, cols, i);
+        let patches = |i| crate::net::conv1_patches(self, cols, i);
         self.segments == 9
             && self.segment_len == 1
-            && crate::avx2::conv1_pool_f32(w, b, n, self.relu, windows, near, out)
+            && crate::avx2::conv1_pool_f32(w, b, n, self.relu, windows, patches, out)
     }
 }
 

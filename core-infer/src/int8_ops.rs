@@ -586,7 +586,7 @@ impl Mac for LinearI8<'_> {
             false
         } else if self.segment_len == 1 {
             let windows = out.len() / self.outputs.max(1);
-            crate::avx2::conv1_pool_i8(&layer, windows, |i| crate::net::neighbourhood(self, cols, i), out)
+            crate::avx2::conv1_pool_i8(&layer, windows, |i| crate::net::conv1_patches(self, cols, i), out)
         } else {
             self.zp_in == -128 && crate::avx2::conv_pool_u8(&layer, cols, out)
         }

@@ -135,15 +135,8 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
         if cin == 1 {
             // One value per tap (conv1): the window's neighbourhood is read once, and the four patches
             // cut from it.
-            let near = neighbourhood(layer, cols, i);
-            for j in 0..4 {
-                let (dy, dx) = (j % 2, j / 2);
-                let mut patch = [M::In::default(); 9];
-                for (seg, v) in patch.iter_mut().enumerate() {
-                    let (ky, kx) = (seg / 3, seg % 3);
-                    *v = near.get(dx + kx).and_then(|c| c.get(dy + ky)).copied().unwrap_or_default();
-                }
-                put(block, 4, j, 0, &patch, M::LANES, |v| v);
+            for (j, patch) in conv1_patches(layer, cols, i).iter().enumerate() {
+                put(block, 4, j, 0, patch, M::LANES, |v| v);
             }
         }
         for j in (0..4).filter(|_| cin > 1) {
@@ -185,6 +178,17 @@ pub fn neighbourhood<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize) 
         }
     }
     near
+}
+
+/// The four 3×3 patches of pooling window `i` of a one-input-channel conv, cut from its [`neighbourhood`]:
+/// patch `j` is conv position (row 2i + j % 2, column x + j / 2), tap `ky · 3 + kx` its input (row
+/// `ky − 1`, column `kx − 1` around it). The generic path and the x86-64 conv1 kernels read them.
+pub fn conv1_patches<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize) -> [[M::In; 9]; 4] {
+    let near = neighbourhood(layer, cols, i);
+    core::array::from_fn(|j| {
+        let (dy, dx) = (j % 2, j / 2);
+        core::array::from_fn(|t| near.get(dx + t % 3).and_then(|c| c.get(dy + t / 3)).copied().unwrap_or_default())
+    })
 }
 
 /// `out = finish(W x + b)` for a dense layer (one weight segment per output); `block` holds at least

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test: the host workspace (unit, integration and equivalence
-# tests), clippy's no-panic rules and the API docs of core-infer, core-infer built for a Cortex-M4F, and the
-# firmware in QEMU.
+# tests), clippy (no warnings anywhere, no-panic rules in core-infer), the API docs of core-infer,
+# core-infer built for a Cortex-M4F, and the firmware in QEMU.
 # `.ci/run` calls this script.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +16,9 @@ cargo test --release --workspace
 
 step "core-infer: clippy denies unwrap/expect/panic/indexing in non-test code"
 cargo clippy --release -p core-infer --features std -- -D warnings
+
+step "workspace: clippy on every crate, tests and benches included, without warnings"
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "core-infer: its API docs build without warnings (no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps -p core-infer --features std

@@ -11,7 +11,7 @@
 //! | 12 | 2×9 | architecture: image height, image width, conv1 channels, conv2 channels, dense1 units, LSTM1 hidden, LSTM2 hidden, classes (blank included), maximum label length ([`Arch`]) |
 //! | 30 | 2 | alphabet length in bytes (UTF-8) |
 //! | 32 | 2 | tensor count |
-//! | 34 | 2 | reserved, `0` |
+//! | 34 | 2 | input conversion: `0` pixels as they are, `1` contrast stretched ([`crate::Input`]) |
 //! | 36 | n | alphabet, UTF-8; class `k ≥ 1` is the alphabet's character `k - 1`, class 0 is the CTC blank |
 //! | … | … | tensor table, one entry per tensor (below) |
 //! | … | … | payload: the tensors' data, each starting 4-byte aligned relative to the file start |
@@ -32,7 +32,7 @@
 //! Quantization parameters are tensors of their own (for example `conv1.mult`, an `i32` per output
 //! channel); see [`crate::net`].
 
-use crate::Error;
+use crate::{Error, Input};
 
 /// The four bytes every model file starts with.
 pub const MAGIC: [u8; 4] = *b"CRNN";
@@ -158,6 +158,8 @@ impl<'a> TensorRef<'a> {
 pub struct ModelFile<'a> {
     pub precision: Precision,
     pub arch: Arch,
+    /// What is done to an image before the network (the header's input field).
+    pub input: Input,
     pub alphabet: &'a str,
     tensors: [Option<TensorRef<'a>>; MAX_TENSORS],
 }
@@ -230,7 +232,7 @@ impl<'a> ModelFile<'a> {
         };
         let alphabet_len = r.u16()? as usize;
         let count = r.u16()? as usize;
-        let _reserved = r.u16()?;
+        let input = Input::from_u16(r.u16()?)?;
         let alphabet = core::str::from_utf8(r.take(alphabet_len)?).map_err(|_| Error::BadAlphabet)?;
         if count > MAX_TENSORS {
             return Err(Error::Capacity);
@@ -262,7 +264,7 @@ impl<'a> ModelFile<'a> {
             let data = body.get(offset..end).ok_or(Error::BadTensor)?;
             *slot = Some(TensorRef { name, dtype, rank, dims, data });
         }
-        Ok(ModelFile { precision, arch, alphabet, tensors })
+        Ok(ModelFile { precision, arch, input, alphabet, tensors })
     }
 
     /// The tensor called `name`, checked to have this dtype and shape.
@@ -304,13 +306,20 @@ mod writer {
     pub struct ModelWriter {
         precision: Precision,
         arch: Arch,
+        input: Input,
         alphabet: String,
         tensors: Vec<(String, DType, Vec<usize>, Vec<u8>)>,
     }
 
     impl ModelWriter {
         pub fn new(precision: Precision, arch: Arch, alphabet: &str) -> Self {
-            ModelWriter { precision, arch, alphabet: alphabet.to_owned(), tensors: Vec::new() }
+            ModelWriter { precision, arch, input: Input::Plain, alphabet: alphabet.to_owned(), tensors: Vec::new() }
+        }
+
+        /// Records the input conversion the model was trained with ([`Input::Plain`] unless set).
+        pub fn input(&mut self, input: Input) -> &mut Self {
+            self.input = input;
+            self
         }
 
         /// Adds a tensor given as raw little-endian bytes.
@@ -347,7 +356,7 @@ mod writer {
             }
             out.extend_from_slice(&(self.alphabet.len() as u16).to_le_bytes());
             out.extend_from_slice(&(self.tensors.len() as u16).to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(&(self.input as u16).to_le_bytes());
             out.extend_from_slice(self.alphabet.as_bytes());
             // The table's size is known before the offsets are, so lay the payload out after it.
             let table_len: usize = self.tensors.iter().map(|(n, _, s, _)| 1 + n.len() + 2 + 4 * s.len() + 8).sum();
@@ -449,11 +458,20 @@ mod tests {
     }
 
     #[test]
+    fn the_input_conversion_round_trips_and_defaults_to_plain() {
+        assert_eq!(ModelFile::parse(&sample()).unwrap().input, Input::Plain);
+        let mut w = ModelWriter::new(Precision::F32, arch(), "ab");
+        w.input(Input::Stretch).add_i8("y", &[1], &[3]);
+        assert_eq!(ModelFile::parse(&w.finish().unwrap()).unwrap().input, Input::Stretch);
+    }
+
+    #[test]
     fn header_errors_are_specific() {
         assert_eq!(ModelFile::parse(&patched(0, b"CRNX")).unwrap_err(), Error::BadMagic);
         assert_eq!(ModelFile::parse(&patched(4, &2u16.to_le_bytes())).unwrap_err(), Error::UnsupportedVersion(2));
         assert_eq!(ModelFile::parse(&patched(6, &9u16.to_le_bytes())).unwrap_err(), Error::BadHeader);
         assert_eq!(ModelFile::parse(&patched(8, &7u32.to_le_bytes())).unwrap_err(), Error::LengthMismatch);
+        assert_eq!(ModelFile::parse(&patched(34, &2u16.to_le_bytes())).unwrap_err(), Error::BadHeader);
         let mut b = sample();
         b.push(0);
         assert_eq!(ModelFile::parse(&b).unwrap_err(), Error::LengthMismatch);

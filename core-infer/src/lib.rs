@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Conventions, fixed here and in the file format ([`format`]):
-//! - Input: u8 grayscale at the model's height × width, row-major; the network sees `pixel / 255`.
-//!   Width is the time axis.
+//! - Input: u8 grayscale at the model's height × width, row-major; the network sees `pixel / 255`, after
+//!   the contrast stretch the file may ask for ([`Input`], applied inside [`Model::run`]). Width is the
+//!   time axis.
 //! - Class 0 is the CTC blank; class `k ≥ 1` is the alphabet's character `k - 1`.
 //! - LSTM gates are in PyTorch order i, f, g, o, with `b_ih + b_hh` folded into one bias.
 //!
@@ -38,6 +39,7 @@ pub mod ctc;
 #[cfg(feature = "f32")]
 mod f32_ops;
 pub mod format;
+pub mod input;
 pub mod int8_ops;
 mod model;
 pub mod net;
@@ -45,6 +47,7 @@ mod scratch;
 
 pub use ctc::Text;
 pub use format::{Arch, Precision};
+pub use input::Input;
 pub use model::{Model, Scores};
 
 /// Longest text a model may read (characters).

@@ -5,7 +5,7 @@ use crate::f32_ops::F32;
 use crate::format::{ModelFile, Precision};
 use crate::int8_ops::{scores_scale, I8};
 use crate::net::{forward, Kernels, Layout, Net};
-use crate::{ctc, Arch, Error, Text};
+use crate::{ctc, Arch, Error, Input, Text};
 
 // No heap to box the larger variant into; a program holds one Model, so the size is paid once.
 #[allow(clippy::large_enum_variant)]
@@ -19,6 +19,7 @@ enum Weights<'a> {
 /// A model borrowed from its file bytes: parsed and checked once, then used without copying.
 pub struct Model<'a> {
     arch: Arch,
+    input: Input,
     alphabet: &'a str,
     precision: Precision,
     layout: Layout,
@@ -103,7 +104,8 @@ impl<'a> Model<'a> {
                 Weights::I8(I8::load(&file)?, scale, zp)
             }
         };
-        Ok(Model { arch: file.arch, alphabet: file.alphabet, precision: file.precision, layout, weights })
+        let (arch, input, alphabet, precision) = (file.arch, file.input, file.alphabet, file.precision);
+        Ok(Model { arch, input, alphabet, precision, layout, weights })
     }
 
     pub fn arch(&self) -> &Arch {
@@ -116,6 +118,10 @@ impl<'a> Model<'a> {
     pub fn precision(&self) -> Precision {
         self.precision
     }
+    /// What [`Model::run`] does to an image before the network (the conversion it was trained with).
+    pub fn input(&self) -> Input {
+        self.input
+    }
 
     /// Bytes of scratch [`Model::run`] and [`Model::recognize`] need (any alignment).
     pub fn scratch_bytes(&self) -> usize {
@@ -126,16 +132,20 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Runs the network on `pixels` (u8 grayscale, height × width, row-major) and returns the per-step
-    /// class scores, which live in `scratch`.
+    /// Runs the network on `pixels` (u8 grayscale, height × width, row-major, as they are: the model's
+    /// [`Input`] conversion happens here) and returns the per-step class scores, which live in `scratch`.
     pub fn run<'s>(&self, pixels: &[u8], scratch: &'s mut [u8]) -> Result<Scores<'s>, Error> {
         let classes = usize::from(self.arch.classes);
+        let table = &self.input.table(pixels);
         Ok(match &self.weights {
             #[cfg(feature = "f32")]
-            Weights::F32(net) => Scores::F32 { data: forward(net, &self.layout, pixels, scratch)?, classes },
-            Weights::I8(net, scale, zp) => {
-                Scores::I8 { data: forward(net, &self.layout, pixels, scratch)?, classes, scale: *scale, zp: *zp }
-            }
+            Weights::F32(net) => Scores::F32 { data: forward(net, &self.layout, pixels, table, scratch)?, classes },
+            Weights::I8(net, scale, zp) => Scores::I8 {
+                data: forward(net, &self.layout, pixels, table, scratch)?,
+                classes,
+                scale: *scale,
+                zp: *zp,
+            },
         })
     }
 

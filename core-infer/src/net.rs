@@ -305,12 +305,13 @@ impl Layout {
     }
 }
 
-/// Runs the network on `pixels` (u8, height × width, row-major) and returns the class scores,
-/// `steps × classes`, which live in `scratch`.
+/// Runs the network on `pixels` (u8, height × width, row-major), each read through `table` (the input
+/// conversion, see [`crate::input`]), and returns the class scores, `steps × classes`, which live in `scratch`.
 pub(crate) fn forward<'s, K: Kernels>(
     net: &Net<'_, K>,
     l: &Layout,
     pixels: &[u8],
+    table: &[u8; 256],
     mut scratch: &'s mut [u8],
 ) -> Result<&'s [K::Act], Error> {
     if pixels.len() != l.h * l.w {
@@ -330,7 +331,7 @@ pub(crate) fn forward<'s, K: Kernels>(
 
     {
         let dense1_out = seq_a.get_mut(..l.steps * l.d1).ok_or(Error::ScratchTooSmall)?;
-        front_end(net, l, pixels, seq_b, block, dense1_out)?;
+        front_end(net, l, Image { pixels, table }, seq_b, block, dense1_out)?;
         let lstm1_out = seq_b.get_mut(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
         bilstm::<K>(
             &net.lstm1,
@@ -356,7 +357,7 @@ pub(crate) fn forward<'s, K: Kernels>(
 fn front_end<K: Kernels>(
     net: &Net<'_, K>,
     l: &Layout,
-    pixels: &[u8],
+    image: Image<'_>,
     work: &mut [K::Act],
     block: &mut [K::In],
     out: &mut [K::Act],
@@ -373,7 +374,7 @@ fn front_end<K: Kernels>(
         let newest = (2 * t + 2).min(l.w1 - 1);
         while next_pool1 <= newest {
             let slot = ring.chunks_exact_mut(pool1_col).nth(next_pool1 % 4).ok_or(Error::ScratchTooSmall)?;
-            pool1_column(net, l, pixels, next_pool1, input, block, slot);
+            pool1_column(net, l, image, next_pool1, input, block, slot);
             next_pool1 += 1;
         }
         let col = |dx: usize| {
@@ -391,7 +392,7 @@ fn front_end<K: Kernels>(
 fn pool1_column<K: Kernels>(
     net: &Net<'_, K>,
     l: &Layout,
-    pixels: &[u8],
+    image: Image<'_>,
     p: usize,
     input: &mut [K::Act],
     block: &mut [K::In],
@@ -403,14 +404,21 @@ fn pool1_column<K: Kernels>(
             continue;
         };
         *present = true;
-        for (v, row) in col.iter_mut().zip(pixels.chunks_exact(l.w)) {
-            *v = K::pixel(row.get(src_x).copied().unwrap_or(0));
+        for (v, row) in col.iter_mut().zip(image.pixels.chunks_exact(l.w)) {
+            *v = K::pixel(crate::input::lookup(image.table, row.get(src_x).copied().unwrap_or(0)));
         }
     }
     let mut cols = input.chunks_exact(l.h);
     let mut next = |present: bool| cols.next().filter(|_| present);
     let cols = [next(present[0]), next(present[1]), next(present[2]), next(present[3])];
     conv_pool(&net.conv1, cols, block, out);
+}
+
+/// The input image and the table its pixels are read through.
+#[derive(Clone, Copy)]
+struct Image<'p> {
+    pixels: &'p [u8],
+    table: &'p [u8; 256],
 }
 
 /// An LSTM layer's working buffers: the state `(h, c)`, the gates of [`LSTM_STEPS_AT_ONCE`] steps and

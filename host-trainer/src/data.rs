@@ -26,7 +26,7 @@ pub enum DataError {
 }
 
 /// Images of one size with their labels.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Dataset {
     pub height: usize,
     pub width: usize,
@@ -65,12 +65,6 @@ impl Dataset {
             out.sources.push(self.sources[i].clone());
         }
         out
-    }
-}
-
-impl Default for Dataset {
-    fn default() -> Self {
-        Dataset { height: 0, width: 0, pixels: Vec::new(), labels: Vec::new(), sources: Vec::new() }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Tensor {
 #[derive(Clone, Debug)]
 pub struct Weights {
     pub arch: Arch,
+    /// The input conversion (see [`crate::model::Spec::input`]).
+    pub input: core_infer::Input,
     pub alphabet: String,
     pub tensors: BTreeMap<String, Tensor>,
 }
@@ -59,12 +61,18 @@ impl Weights {
                 tensors.insert(format!("{lstm}.{dir}.bias"), tensor(p("bias_ih")? + p("bias_hh")?)?);
             }
         }
-        Ok(Weights { arch: model.spec.arch(), alphabet: model.spec.alphabet.clone(), tensors })
+        Ok(Weights {
+            arch: model.spec.arch(),
+            input: model.spec.input(),
+            alphabet: model.spec.alphabet.clone(),
+            tensors,
+        })
     }
 
     /// The f32 core-infer model file.
     pub fn to_crnn_f32(&self) -> anyhow::Result<Vec<u8>> {
         let mut w = ModelWriter::new(Precision::F32, self.arch, &self.alphabet);
+        w.input(self.input);
         for (name, t) in &self.tensors {
             w.add_f32(name, &t.shape, &t.data);
         }
@@ -74,7 +82,8 @@ impl Weights {
     }
 
     /// The same network as an ONNX graph (opset 13): input `image` `[N, 1, H, W]` in [0, 1], output `logits`
-    /// `[N, T, classes]`. LSTMs use ONNX's gate order i, o, f, c and direction `bidirectional`.
+    /// `[N, T, classes]`. The graph starts after the input conversion: for a contrast-stretching model, feed it
+    /// images converted with `core_infer::Input::apply`. LSTMs use ONNX's gate order i, o, f, c and direction `bidirectional`.
     pub fn to_onnx(&self) -> anyhow::Result<Vec<u8>> {
         let a = self.arch;
         let mut g = Graph::default();

@@ -137,6 +137,11 @@ struct TrainArgs {
     /// either way the saved model is the seed's network, the batch norms being folded into it).
     #[arg(long)]
     no_batch_norm: bool,
+    /// Feed the network each image's pixels as they are (the seed's conversion) instead of stretching its
+    /// contrast first (darkest pixel to black, lightest to white; the model file records the choice and
+    /// core-infer applies it on the device too). The stretch is what lets faint and colour captchas train.
+    #[arg(long)]
+    no_stretch: bool,
     /// Shift each training image by a random offset (up to ±4% of the width, ±8% of the height) every
     /// epoch: for captchas whose text moves around more than in the training set.
     #[arg(long)]
@@ -200,6 +205,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 batch_norm: !a.no_batch_norm,
                 augment: a.augment,
                 lr_patience: a.lr_patience,
+                stretch_contrast: !a.no_stretch,
                 ..Default::default()
             };
             commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;

@@ -203,9 +203,15 @@ fn keras_init(root: &nn::Path, lstms: &[(&str, i64)]) {
     });
 }
 
-/// u8 images (`n × H × W` bytes) as a float tensor `[n, 1, H, W]` in [0, 1].
-pub fn images_tensor(pixels: &[u8], n: usize, height: usize, width: usize) -> Tensor {
-    Tensor::from_slice(pixels).view([n as i64, 1, height as i64, width as i64]).to_kind(Kind::Float) / 255.0
+/// u8 images (`n × H × W` bytes, as they are) as the network's input: each converted as `spec` says (see
+/// [`Spec::input`]), then a float tensor `[n, 1, H, W]` in [0, 1]. core-infer does the same inside.
+pub fn images_tensor(spec: &Spec, pixels: &[u8], n: usize) -> Tensor {
+    let (h, w) = (i64::from(spec.height), i64::from(spec.width));
+    let mut converted = pixels.to_vec();
+    for image in converted.chunks_mut((h * w) as usize) {
+        spec.input().apply(image);
+    }
+    Tensor::from_slice(&converted).view([n as i64, 1, h, w]).to_kind(Kind::Float) / 255.0
 }
 
 /// Best class per step of logits `[N, T, K]`, as `N` rows of `T` indices.
@@ -229,12 +235,25 @@ pub struct Spec {
     pub max_label_len: u16,
     /// Class `k ≥ 1` is the alphabet's character `k - 1`; class 0 is the CTC blank.
     pub alphabet: String,
+    /// Each image's contrast is stretched before the network ([`core_infer::Input::Stretch`]); absent in
+    /// the `model.json` of models trained before the option existed, which read pixels as they are.
+    #[serde(default)]
+    pub stretch_contrast: bool,
 }
 
 impl Spec {
     pub fn new(arch: Arch, alphabet: &str) -> Self {
         let Arch { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, .. } = arch;
-        Spec { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, alphabet: alphabet.to_string() }
+        let alphabet = alphabet.to_string();
+        Spec { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, alphabet, stretch_contrast: false }
+    }
+    /// The input conversion the model file records and core-infer applies.
+    pub fn input(&self) -> core_infer::Input {
+        if self.stretch_contrast {
+            core_infer::Input::Stretch
+        } else {
+            core_infer::Input::Plain
+        }
     }
     pub fn arch(&self) -> Arch {
         let Spec { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, .. } = *self;
@@ -312,14 +331,15 @@ impl Trained {
         crate::io::write_json(&weights.with_file_name("model.json"), &self.spec)
     }
 
-    /// Logits `[N, T, K]` for u8 images, in inference mode, in batches of 64.
+    /// Logits `[N, T, K]` for u8 images (as they are, see [`images_tensor`]), in inference mode, in batches
+    /// of 64.
     pub fn logits(&self, pixels: &[u8], n: usize) -> Tensor {
         let (h, w) = (usize::from(self.spec.height), usize::from(self.spec.width));
         let device = self.vs.device();
         tch::no_grad(|| {
             let chunks: Vec<Tensor> = pixels
                 .chunks(64 * h * w)
-                .map(|c| self.net.forward_t(&images_tensor(c, c.len() / (h * w), h, w).to_device(device), false))
+                .map(|c| self.net.forward_t(&images_tensor(&self.spec, c, c.len() / (h * w)).to_device(device), false))
                 .collect();
             let all = Tensor::cat(&chunks, 0).to_device(tch::Device::Cpu);
             debug_assert_eq!(all.size()[0], n as i64);

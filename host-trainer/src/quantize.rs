@@ -30,8 +30,7 @@ pub struct Calibration {
 
 /// Runs the float model on `pixels` (`n` images) and records the activation ranges.
 pub fn calibrate(model: &Trained, pixels: &[u8], n: usize) -> anyhow::Result<Calibration> {
-    let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let taps = tch::no_grad(|| model.net.taps(&crate::model::images_tensor(pixels, n, h, w)));
+    let taps = tch::no_grad(|| model.net.taps(&crate::model::images_tensor(&model.spec, pixels, n)));
     let range = |t: &Tensor| Range { min: t.min().double_value(&[]) as f32, max: t.max().double_value(&[]) as f32 };
     Ok(Calibration { conv1: range(&taps[0]), conv2: range(&taps[1]), dense1: range(&taps[2]), dense2: range(&taps[3]) })
 }
@@ -87,6 +86,7 @@ fn quantize_groups(w: &[f32], group: usize) -> (Vec<i8>, Vec<f64>) {
 pub fn quantize(weights: &Weights, cal: &Calibration) -> anyhow::Result<Vec<u8>> {
     let a = weights.arch;
     let mut w = ModelWriter::new(Precision::Int8, a, &weights.alphabet);
+    w.input(weights.input);
     let input = Act { scale: 1.0 / 255.0, zp: -128 };
     let (conv1, conv2, dense1) = (Act::from_range(cal.conv1), Act::from_range(cal.conv2), Act::from_range(cal.dense1));
     let hidden = Act { scale: 1.0 / 127.0, zp: 0 };

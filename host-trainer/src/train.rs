@@ -40,6 +40,10 @@ pub struct Options {
     /// Halve the learning rate after this many epochs without a better validation loss (Keras's
     /// ReduceLROnPlateau); 0 keeps it constant, as the seed does.
     pub lr_patience: usize,
+    /// Stretch each image's contrast before the network (see [`core_infer::Input`]); off is the seed's
+    /// conversion. Absent from checkpoints written before the option existed, which trained without it.
+    #[serde(default)]
+    pub stretch_contrast: bool,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             batch_norm: true,
             augment: false,
             lr_patience: 0,
+            stretch_contrast: true,
         }
     }
 }
@@ -169,10 +174,13 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         bail!("need at least 2 images to train, got {}", data.len());
     }
     let codec = Codec::new(&data.alphabet());
-    let spec = Spec::new(
-        crate::model::seed_arch(data.height, data.width, codec.classes(), data.max_label_len()),
-        &codec.alphabet(),
-    );
+    let spec = Spec {
+        stretch_contrast: opts.stretch_contrast,
+        ..Spec::new(
+            crate::model::seed_arch(data.height, data.width, codec.classes(), data.max_label_len()),
+            &codec.alphabet(),
+        )
+    };
     let arch = spec.arch();
     if arch.pooled_height() == 0 || arch.steps() == 0 {
         bail!("images of {}x{} are too small: the model needs at least 4x4", data.width, data.height);
@@ -217,15 +225,16 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     let (ckpt_tensors, ckpt_json) = checkpoint_paths(out);
     if resume {
         let saved: State = crate::io::read_json(&ckpt_json).context("--resume: no usable checkpoint")?;
-        if saved.spec != spec || saved.data_fingerprint != state.data_fingerprint {
-            bail!("{}: the checkpoint was made on other data or another model", ckpt_json.display());
-        }
-        let same = |o: &Options| (o.seed, o.batch_size, o.batch_norm, o.augment);
+        let same = |o: &Options| (o.seed, o.batch_size, o.batch_norm, o.augment, o.stretch_contrast);
         if same(&saved.options) != same(opts) {
             bail!(
-                "{}: resume with the same --seed, --batch-size, --no-batch-norm and --augment as the interrupted run",
+                "{}: resume with the same --seed, --batch-size, --no-batch-norm, --augment and --no-stretch as the \
+                 interrupted run",
                 ckpt_json.display()
             );
+        }
+        if saved.spec != spec || saved.data_fingerprint != state.data_fingerprint {
+            bail!("{}: the checkpoint was made on other data or another model", ckpt_json.display());
         }
         let loaded = Tensor::load_multi(&ckpt_tensors).with_context(|| format!("{}", ckpt_tensors.display()))?;
         let find = |key: String| {
@@ -281,7 +290,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
                 );
             }
             let rng = opts.augment.then_some(&mut rng);
-            let (x, y, lens) = batch_tensors(&train_set, &targets, batch, rng, model.vs.device());
+            let (x, y, lens) = batch_tensors(&spec, &train_set, &targets, batch, rng, model.vs.device());
             let logits = model.net.forward_t(&x, true);
             let loss = Crnn::ctc_loss(&logits, &y, &lens);
             loss.backward();
@@ -380,6 +389,7 @@ fn augment(data: &Dataset, i: usize, rng: &mut oorandom::Rand64) -> Vec<u8> {
 
 /// Images (augmented if given a random generator), concatenated targets and target lengths of one batch.
 fn batch_tensors(
+    spec: &Spec,
     data: &Dataset,
     targets: &[Vec<i64>],
     batch: &[usize],
@@ -397,7 +407,7 @@ fn batch_tensors(
         flat.extend_from_slice(&targets[i]);
         lens.push(targets[i].len() as i64);
     }
-    let x = images_tensor(&pixels, batch.len(), data.height, data.width).to_device(device);
+    let x = images_tensor(spec, &pixels, batch.len()).to_device(device);
     (x, Tensor::from_slice(&flat).to_device(device), lens)
 }
 

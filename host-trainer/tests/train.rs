@@ -49,15 +49,26 @@ fn trains_saves_reloads_and_resumes_after_a_kill() {
     let again = Trained::load(&straight.join("model.ot")).unwrap();
     let a = reloaded.logits(&data.pixels, data.len());
     assert!(a.equal(&again.logits(&data.pixels, data.len())));
-    // ...and the exported core-infer file reads what they read.
+    // ...and the exported core-infer file reads what they read, also on faint copies (grey levels squeezed
+    // into 90..170), which both stretch back: the default recipe stretches contrast, and both files say so.
     let codec = host_trainer::data::Codec::new(&reloaded.spec.alphabet);
     let bytes = std::fs::read(straight.join("model.crnn")).unwrap();
     let mut runner = host_trainer::infer::Runner::new(&bytes).unwrap();
-    for (i, path) in host_trainer::model::best_paths(&a).iter().enumerate() {
-        assert_eq!(
-            runner.recognize(data.image(i)).unwrap(),
-            codec.decode_path(path, usize::from(reloaded.spec.max_label_len))
-        );
+    assert!(reloaded.spec.stretch_contrast);
+    for file in ["model.crnn", "model-int8.crnn"] {
+        let bytes = std::fs::read(straight.join(file)).unwrap();
+        assert_eq!(core_infer::Model::parse(&bytes).unwrap().input(), core_infer::Input::Stretch, "{file}");
+    }
+    let mut faint = data.clone();
+    faint.pixels.iter_mut().for_each(|p| *p = 90 + (u16::from(*p) * 80 / 255) as u8);
+    for set in [&data, &faint] {
+        let logits = reloaded.logits(&set.pixels, set.len());
+        for (i, path) in host_trainer::model::best_paths(&logits).iter().enumerate() {
+            assert_eq!(
+                runner.recognize(set.image(i)).unwrap(),
+                codec.decode_path(path, usize::from(reloaded.spec.max_label_len))
+            );
+        }
     }
 
     // The same run as a process, killed with SIGKILL during its second epoch, then resumed.

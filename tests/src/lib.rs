@@ -46,3 +46,21 @@ pub fn real_images(height: usize, width: usize) -> Option<Dataset> {
         .unwrap_or_else(|e| panic!("{e}"));
     Some(data)
 }
+
+/// tract-onnx running an exported ONNX model on one image (`h × w` u8 pixels, fed as `pixel / 255`): the
+/// logits, flattened `[step][class]`.
+pub fn tract_runner(bytes: &[u8], h: usize, w: usize) -> impl Fn(&[u8]) -> Vec<f32> {
+    use tract_onnx::prelude::*;
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract plan");
+    move |pixels| {
+        let input =
+            tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(pixels[y * w + x]) / 255.0);
+        let out = plan.run(tvec!(Tensor::from(input).into())).expect("tract run");
+        out[0].to_plain_array_view::<f32>().expect("f32 logits").iter().copied().collect()
+    }
+}

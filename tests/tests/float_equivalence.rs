@@ -1,11 +1,10 @@
 //! tch (the trainer's float model) vs core-infer f32 vs tract-onnx on the exported ONNX, on the shipped
 //! model: class scores within 1e-4 and identical decoded strings.
 
-use equivalence_tests::{real_images, shipped_model, synthetic_images};
+use equivalence_tests::{real_images, shipped_model, synthetic_images, tract_runner};
 use host_trainer::data::{Codec, Dataset};
 use host_trainer::export::Weights;
 use host_trainer::model::{best_paths, Trained};
-use tract_onnx::prelude::*;
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -59,29 +58,16 @@ fn tract_onnx_matches_tch() {
     let model = shipped_model();
     let onnx = Weights::from_tch(&model).unwrap().to_onnx().unwrap();
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let plan = tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .unwrap()
-        .with_input_fact(0, f32::fact([1, 1, h, w]).into())
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
+    let tract = tract_runner(&onnx, h, w);
     let data = synthetic_images(20);
     let logits = tch_logits(&model, &data);
     let mut max_diff = 0f32;
-    for i in 0..data.len() {
-        let img = data.image(i);
-        let input =
-            tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(img[y * w + x]) / 255.0);
-        let out = plan.run(tvec!(Tensor::from(input).into())).unwrap();
-        let view = out[0].to_plain_array_view::<f32>().unwrap();
-        assert_eq!(view.shape(), [1, logits[i].len(), logits[i][0].len()]);
-        for (t, row) in logits[i].iter().enumerate() {
-            for (k, &v) in row.iter().enumerate() {
-                max_diff = max_diff.max((view[[0, t, k]] - v).abs());
-            }
+    for (i, image_logits) in logits.iter().enumerate() {
+        let out = tract(data.image(i));
+        let tch: Vec<f32> = image_logits.iter().flatten().copied().collect();
+        assert_eq!(out.len(), tch.len(), "steps × classes");
+        for (a, b) in out.iter().zip(&tch) {
+            max_diff = max_diff.max((a - b).abs());
         }
     }
     eprintln!("max |tch - tract| = {max_diff:.2e} over {} images", data.len());

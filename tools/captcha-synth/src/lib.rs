@@ -195,16 +195,19 @@ impl<'a> Synth<'a> {
 
         // 3. Strike lines: wavy polylines across the text.
         let lines = rng.rand_range(0..u32::from(cfg.strike_lines) + 1);
+        // 6.28, not TAU: the drawn captchas (and the firmware's recorded outputs) depend on the exact value.
+        #[allow(clippy::approx_constant)]
+        let turn = 6.28;
         for _ in 0..lines {
             let mut points = [Point::zero(); 9];
             let y0 = uniform(&mut rng, 0.25, 0.75) * h as f32;
             let slope = uniform(&mut rng, -0.25, 0.25) * h as f32;
             let amplitude = uniform(&mut rng, 0.0, 0.15) * h as f32;
-            let phase = uniform(&mut rng, 0.0, 6.28);
+            let phase = uniform(&mut rng, 0.0, turn);
             let (x0, x1) = (uniform(&mut rng, 0.0, 0.3) * w as f32, uniform(&mut rng, 0.7, 1.0) * w as f32);
             for (i, p) in points.iter_mut().enumerate() {
                 let t = i as f32 / 8.0;
-                let y = y0 + slope * (t - 0.5) + amplitude * libm::sinf(phase + t * 6.28);
+                let y = y0 + slope * (t - 0.5) + amplitude * libm::sinf(phase + t * turn);
                 *p = Point::new((x0 + (x1 - x0) * t) as i32, y as i32);
             }
             let shade = Gray8::new(ink as u8);

@@ -47,9 +47,10 @@ pub fn real_images(height: usize, width: usize) -> Option<Dataset> {
     Some(data)
 }
 
-/// tract-onnx running an exported ONNX model on one image (`h × w` u8 pixels, fed as `pixel / 255`): the
-/// logits, flattened `[step][class]`.
-pub fn tract_runner(bytes: &[u8], h: usize, w: usize) -> impl Fn(&[u8]) -> Vec<f32> {
+/// tract-onnx running an exported ONNX model on one image (`h × w` u8 pixels as they are): the logits,
+/// flattened `[step][class]`. The ONNX graph starts after the input conversion, so the image is converted
+/// first as `input` says (what tch and core-infer do inside), then fed as `pixel / 255`.
+pub fn tract_runner(bytes: &[u8], h: usize, w: usize, input: core_infer::Input) -> impl Fn(&[u8]) -> Vec<f32> {
     use tract_onnx::prelude::*;
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &bytes[..])
@@ -58,9 +59,11 @@ pub fn tract_runner(bytes: &[u8], h: usize, w: usize) -> impl Fn(&[u8]) -> Vec<f
         .and_then(|m| m.into_runnable())
         .expect("tract plan");
     move |pixels| {
-        let input =
-            tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(pixels[y * w + x]) / 255.0);
-        let out = plan.run(tvec!(Tensor::from(input).into())).expect("tract run");
+        let mut converted = pixels.to_vec();
+        input.apply(&mut converted);
+        let image =
+            tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(converted[y * w + x]) / 255.0);
+        let out = plan.run(tvec!(Tensor::from(image).into())).expect("tract run");
         out[0].to_plain_array_view::<f32>().expect("f32 logits").iter().copied().collect()
     }
 }

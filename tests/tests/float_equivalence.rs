@@ -58,7 +58,7 @@ fn tract_onnx_matches_tch() {
     let model = shipped_model();
     let onnx = Weights::from_tch(&model).unwrap().to_onnx().unwrap();
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let tract = tract_runner(&onnx, h, w);
+    let tract = tract_runner(&onnx, h, w, model.spec.input());
     let data = synthetic_images(20);
     let logits = tch_logits(&model, &data);
     let mut max_diff = 0f32;

@@ -1,5 +1,5 @@
 //! The contrast stretch a model file may ask for (`core_infer::Input::Stretch`) is applied the same way by
-//! tch (training), core-infer f32 and int8 (inside `Model::run`) and, fed converted images, tract-onnx: on
+//! tch (training), core-infer f32 and int8 (inside `Model::run`) and tract-onnx (fed converted images): on
 //! faint captchas (ink and background squeezed into 90..170), where stretching changes what the network sees.
 
 use core_infer::{format, Input, Model};
@@ -45,11 +45,12 @@ fn raw_scores(model: &Model, pixels: &[u8]) -> Vec<f32> {
 
 #[test]
 fn core_infer_stretches_inside_run_in_both_precisions() {
-    let plain_f32 = Weights::from_tch(&shipped_model()).unwrap().to_crnn_f32().unwrap();
-    let plain_i8 = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).unwrap();
+    let f32_file = Weights::from_tch(&shipped_model()).unwrap().to_crnn_f32().unwrap();
+    let int8_file = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).unwrap();
     let data = faint_images(12);
-    for (name, plain) in [("f32", plain_f32), ("int8", plain_i8)] {
-        let stretching = with_input(&plain, Input::Stretch);
+    for (name, file) in [("f32", f32_file), ("int8", int8_file)] {
+        // the same weights, once reading pixels as they are and once stretching them
+        let (plain, stretching) = (with_input(&file, Input::Plain), with_input(&file, Input::Stretch));
         let (plain, stretching) = (Model::parse(&plain).unwrap(), Model::parse(&stretching).unwrap());
         assert_eq!((plain.input(), stretching.input()), (Input::Plain, Input::Stretch));
         let mut changed = 0;
@@ -73,7 +74,7 @@ fn tch_core_infer_and_tract_agree_on_a_stretching_model() {
     let runtime = Model::parse(&runtime_bytes).unwrap();
     assert_eq!(runtime.input(), Input::Stretch, "the exported file records the stretch");
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let tract = tract_runner(&weights.to_onnx().unwrap(), h, w);
+    let tract = tract_runner(&weights.to_onnx().unwrap(), h, w, Input::Stretch);
     let data = faint_images(10);
     // tch gets the images as they are and converts them itself, as in training
     let logits = Vec::<Vec<Vec<f32>>>::try_from(model.logits(&data.pixels, data.len())).unwrap();
@@ -82,9 +83,7 @@ fn tch_core_infer_and_tract_agree_on_a_stretching_model() {
     let (mut vs_core, mut vs_tract) = (0f32, 0f32);
     for i in 0..data.len() {
         let core = raw_scores(&runtime, data.image(i));
-        let mut converted = data.image(i).to_vec();
-        Input::Stretch.apply(&mut converted);
-        let onnx = tract(&converted);
+        let onnx = tract(data.image(i));
         let tch: Vec<f32> = logits[i].iter().flatten().copied().collect();
         assert_eq!((core.len(), onnx.len()), (tch.len(), tch.len()));
         for ((a, b), c) in tch.iter().zip(&core).zip(&onnx) {

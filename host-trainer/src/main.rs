@@ -146,12 +146,24 @@ struct TrainArgs {
     /// epoch: for captchas whose text moves around more than in the training set.
     #[arg(long)]
     augment: bool,
+    /// Validate and keep an exponential moving average of the weights, with this decay per batch (0.99:
+    /// roughly the last 100 batches), instead of the last batch's weights; 0: keep the weights (the seed).
+    #[arg(long, default_value_t = 0.99, value_parser = decay)]
+    ema: f64,
     /// Continue an interrupted run from the checkpoint in --out (same data, seed and batch size).
     #[arg(long)]
     resume: bool,
     /// Warn about and skip unreadable images and bad labels instead of stopping.
     #[arg(long)]
     skip_bad: bool,
+}
+
+/// A moving average's decay: from 0 (off) up to, not including, 1.
+fn decay(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if (0.0..1.0).contains(&d) => Ok(d),
+        _ => Err(format!("{s:?} is not a decay: give a number from 0 (off) up to, not including, 1")),
+    }
 }
 
 /// The no-argument run: synthetic captchas, sized to finish in about ten minutes on two cores.
@@ -206,6 +218,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 augment: a.augment,
                 lr_patience: a.lr_patience,
                 stretch_contrast: !a.no_stretch,
+                ema: a.ema,
                 ..Default::default()
             };
             commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;

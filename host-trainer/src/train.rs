@@ -175,11 +175,16 @@ impl Ema {
     /// Runs `f` with the averaged weights in `weights`, then puts the weights back.
     fn with_average<T>(&self, weights: &[Tensor], f: impl FnOnce() -> T) -> T {
         let saved: Vec<Tensor> = weights.iter().map(|t| t.detach().copy()).collect();
-        tch::no_grad(|| weights.iter().zip(&self.avg).for_each(|(w, a)| w.shallow_clone().copy_(a)));
+        copy_all(weights, &self.avg);
         let out = f();
-        tch::no_grad(|| weights.iter().zip(&saved).for_each(|(w, s)| w.shallow_clone().copy_(s)));
+        copy_all(weights, &saved);
         out
     }
+}
+
+/// Copies each tensor of `src` into its twin in `dst`, in place (the model sees the change).
+fn copy_all(dst: &[Tensor], src: &[Tensor]) {
+    tch::no_grad(|| dst.iter().zip(src).for_each(|(d, s)| d.shallow_clone().copy_(s)));
 }
 
 /// The model's parameters in a fixed (name) order.
@@ -373,7 +378,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
             state.best_val_loss = val_loss;
             state.best_epoch = epoch;
             let kept = ema.as_ref().map_or(&tensors, |e| &e.avg);
-            tch::no_grad(|| best.iter_mut().zip(kept).for_each(|(b, t)| b.copy_(t)));
+            copy_all(&best, kept);
         }
         let lowered = state.lr.map_or(0, |(_, e)| e);
         if let Some(lr) = lower_lr(opts, adam.lr, epoch, state.best_epoch, lowered) {
@@ -389,7 +394,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     if state.best_epoch == 0 {
         bail!("no epoch finished: nothing to keep");
     }
-    tch::no_grad(|| tensors.iter().zip(&best).for_each(|(t, b)| t.shallow_clone().copy_(b)));
+    copy_all(&tensors, &best);
     Ok(Outcome {
         model: model.fold_batch_norm(),
         train: train_set,
@@ -408,8 +413,8 @@ fn lower_lr(opts: &Options, lr: f64, epoch: usize, best_epoch: usize, lowered: u
     (due && lr > floor).then(|| (lr / 2.0).max(floor))
 }
 
-/// Writes the weights, Adam's moments, the best weights, the average if any and the state, each file atomically; the JSON
-/// last, so a checkpoint.json always describes a complete checkpoint.ot.
+/// Writes the weights, Adam's moments, the best weights, the average if any and the state, each file
+/// atomically; the JSON last, so a checkpoint.json always describes a complete checkpoint.ot.
 fn save_checkpoint(
     params: &[(String, Tensor)],
     adam: &Adam,

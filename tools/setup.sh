@@ -33,6 +33,7 @@ setup_host() {
     if [ ! -f "$VENV/.complete" ]; then
         log "installing torch==$TORCH_VERSION (CPU) into $VENV (about 2 minutes, 4.7 GB)"
         rm -rf "$VENV"
+        apt_install python3-venv  # Debian's python3 has no venv (ensurepip) without it
         python3 -m venv "$VENV"
         "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
         touch "$VENV/.complete"

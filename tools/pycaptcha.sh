@@ -14,20 +14,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 bash tools/setup.sh host >/dev/null
 
-CAPTCHA_VERSION=0.7.1
-PILLOW_VERSION=13.0.0
-VENV=${XDG_CACHE_HOME:-$HOME/.cache}/captcha-ocr/pycaptcha-$CAPTCHA_VERSION
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import captcha" 2>/dev/null; then
-    echo "installing captcha==$CAPTCHA_VERSION into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "captcha==$CAPTCHA_VERSION" "pillow==$PILLOW_VERSION"
-fi
+PYTHON=$(bash tools/setup.sh pycaptcha)  # the pinned library's venv
 
 DATA=runs/pycaptcha/data
 if [ ! -f "$DATA/.complete" ]; then
     rm -rf "$DATA"
     mkdir -p "$DATA"
-    "$VENV/bin/python" - "$DATA" <<'PY'
+    "$PYTHON" - "$DATA" <<'PY'
 import random, sys
 import captcha.image
 from captcha.image import ImageCaptcha

@@ -4,6 +4,7 @@
 #   tools/setup.sh            host part (libtorch for tch) + firmware part (QEMU, Cortex-M core library)
 #   tools/setup.sh host       only libtorch
 #   tools/setup.sh firmware   only QEMU and the thumbv7em toolchain
+#   tools/setup.sh pycaptcha  only the Python `captcha` library (for tools/pycaptcha.sh); prints its python
 #
 # libtorch comes from PyPI's torch wheel (the only source this machine reaches), installed into a venv
 # in a per-user cache keyed by version, so every clone of the project reuses it. The script then writes
@@ -11,6 +12,8 @@
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
+PYCAPTCHA_VERSION=0.7.1
+PILLOW_VERSION=13.0.0
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CAPTCHA_OCR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/captcha-ocr}
 VENV=$CACHE/torch-$TORCH_VERSION
@@ -29,15 +32,21 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+venv_install() {
+    # A venv at $1 holding the PyPI packages $2..., unless a completed one is there already.
+    local venv=$1; shift
+    [ -f "$venv/.complete" ] && return 0
+    log "installing $* into $venv"
+    rm -rf "$venv"
+    apt_install python3-venv  # Debian's python3 has no venv (ensurepip) without it
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+    touch "$venv/.complete"
+}
+
 setup_host() {
-    if [ ! -f "$VENV/.complete" ]; then
-        log "installing torch==$TORCH_VERSION (CPU) into $VENV (about 2 minutes, 4.7 GB)"
-        rm -rf "$VENV"
-        apt_install python3-venv  # Debian's python3 has no venv (ensurepip) without it
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
-        touch "$VENV/.complete"
-    fi
+    [ -f "$VENV/.complete" ] || log "torch is about 2 minutes and 4.7 GB"
+    venv_install "$VENV" "torch==$TORCH_VERSION"
     local torch_dir
     torch_dir=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n 1)
     mkdir -p "$ROOT/.cargo"
@@ -68,9 +77,16 @@ setup_firmware() {
     fi
 }
 
+setup_pycaptcha() {
+    local venv=$CACHE/pycaptcha-$PYCAPTCHA_VERSION
+    venv_install "$venv" "captcha==$PYCAPTCHA_VERSION" "pillow==$PILLOW_VERSION"
+    echo "$venv/bin/python"
+}
+
 case "$what" in
     host) setup_host ;;
     firmware) setup_firmware ;;
+    pycaptcha) setup_pycaptcha ;;
     all) setup_host; setup_firmware ;;
-    *) echo "usage: $0 [host|firmware|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [host|firmware|pycaptcha|all]" >&2; exit 2 ;;
 esac

@@ -81,6 +81,12 @@ if os.path.exists("runs/splits-summary.json"):
     row(f"training over {n} splits (tools/splits.sh): 99% reached on", f"{len(secs)} of {n}"
         + (f", after {sum(secs) / len(secs):.0f} s on average, {max(secs):.0f} s at most" if secs else "")
         + f"; mean best accuracy {100 * sp['mean_best_accuracy']:.2f}%", "≤ 600 s", len(secs) == n and max(secs) <= 600)
+# 10-fold cross-validation (tools/splits.sh --folds): every image read by a model that did not train on it.
+if os.path.exists("runs/folds-summary.json"):
+    cv = json.load(open("runs/folds-summary.json"))
+    acc = 1 - cv["wrong"] / cv["images_read"]
+    row(f"out-of-fold accuracy, {cv['folds']}-fold cross-validation (tools/splits.sh --folds), int8",
+        f"{100 * acc:.2f}% ({cv['wrong']} wrong of {cv['images_read']})", "≥ 99%", acc >= 0.99)
 print("| figure | measured | target | met |")
 print("|---|---|---|---|")
 print("\n".join(rows))

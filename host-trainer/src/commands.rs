@@ -67,6 +67,8 @@ pub struct Metrics {
     pub core_infer_int8: data::Accuracy,
     /// Fraction of validation images where f32 and int8 read the same text.
     pub f32_int8_agreement: f64,
+    /// The int8 model's (the device's) wrong readings of validation images: `(file, truth, read)`.
+    pub wrong: Vec<(String, String, String)>,
     pub files: Vec<(String, u64)>,
     /// Every epoch's figures, as plotted in curves.png.
     pub history: Vec<train::Epoch>,
@@ -136,6 +138,7 @@ pub fn train(
         core_infer_f32: eval.accuracy,
         core_infer_int8: eval8.accuracy,
         f32_int8_agreement: agreement,
+        wrong: eval8.wrong.clone(),
         files,
         history: outcome.history.clone(),
     };

@@ -120,6 +120,10 @@ struct TrainArgs {
     /// Seeds the split, the batch order, dropout, initial weights and synthetic captchas.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Validate on another tenth of the shuffled data: fold 0 is the seed's 90/10 split, and folds 0 to 9
+    /// together validate every image once (10-fold cross-validation: `tools/splits.sh --folds`).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..10))]
+    fold: u64,
     /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -212,6 +216,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 batch_size: a.batch_size.max(1),
                 patience: a.patience,
                 seed: a.seed,
+                fold: a.fold as usize,
                 learning_rate: a.lr,
                 max_minutes: a.max_minutes,
                 batch_norm: !a.no_batch_norm,

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::Tensor;
 
-use crate::data::{accuracy, split, Accuracy, Codec, Dataset};
+use crate::data::{accuracy, folds, split, Accuracy, Codec, Dataset};
 use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
 
 /// Set by the Ctrl-C handler; the loop stops at the next batch and keeps the last finished epoch.
@@ -33,6 +33,10 @@ pub struct Options {
     pub max_minutes: Option<f64>,
     /// Fraction of the data held out for validation.
     pub val_fraction: f64,
+    /// Which block of `val_fraction` of the shuffled data validates (see [`crate::data::split`]); 0 is
+    /// the seed's split. Absent from checkpoints written before the option existed, which used fold 0.
+    #[serde(default)]
+    pub fold: usize,
     /// Train with batch norm after conv1, conv2 and dense1, folded away when training ends (see
     /// [`crate::model`]). Off is the seed's recipe to the letter.
     pub batch_norm: bool,
@@ -62,6 +66,7 @@ impl Default for Options {
             learning_rate: 1e-3,
             max_minutes: None,
             val_fraction: 0.1,
+            fold: 0,
             batch_norm: true,
             augment: false,
             lr_patience: 0,
@@ -241,7 +246,9 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
             arch.steps()
         );
     }
-    let (train_idx, val_idx) = split(data.len(), opts.val_fraction, opts.seed);
+    let Some((train_idx, val_idx)) = split(data.len(), opts.val_fraction, opts.seed, opts.fold) else {
+        bail!("fold {} does not exist: the folds are 0 to {}", opts.fold, folds(opts.val_fraction) - 1);
+    };
     let (train_set, val_set) = (data.subset(&train_idx), data.subset(&val_idx));
     let targets: Vec<Vec<i64>> = train_set
         .labels
@@ -272,11 +279,12 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     let (ckpt_tensors, ckpt_json) = checkpoint_paths(out);
     if resume {
         let saved: State = crate::io::read_json(&ckpt_json).context("--resume: no usable checkpoint")?;
-        let same = |o: &Options| (o.seed, o.batch_size, o.batch_norm, o.augment, o.stretch_contrast, o.ema.to_bits());
+        let same =
+            |o: &Options| (o.seed, o.fold, o.batch_size, o.batch_norm, o.augment, o.stretch_contrast, o.ema.to_bits());
         if same(&saved.options) != same(opts) {
             bail!(
-                "{}: resume with the same --seed, --batch-size, --no-batch-norm, --augment, --no-stretch and --ema \
-                 as the interrupted run",
+                "{}: resume with the same --seed, --fold, --batch-size, --no-batch-norm, --augment, --no-stretch and \
+                 --ema as the interrupted run",
                 ckpt_json.display()
             );
         }

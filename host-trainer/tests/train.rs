@@ -42,6 +42,10 @@ fn trains_saves_reloads_and_resumes_after_a_kill() {
         assert!(straight.join(file).is_file(), "{file} missing");
     }
     assert_eq!(metrics.parameters, 434_132, "the seed's architecture with 20 classes");
+    // metrics.json lists exactly the device's (int8) wrong readings of the validation images.
+    let right = metrics.core_infer_int8.sequence * metrics.val_images as f64;
+    assert_eq!(metrics.wrong.len(), metrics.val_images - right.round() as usize);
+    assert!(metrics.wrong.iter().all(|(_, truth, read)| truth != read), "{:?}", metrics.wrong);
 
     // The saved weights reload to the very same outputs.
     let data = Source::Synthetic { count: 8 }.load(99, OnBad::Fail).unwrap();
@@ -117,4 +121,14 @@ fn bad_folder_errors_name_the_file() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.crnn") && !stderr.contains("panicked"), "{stderr}");
+
+    // Folds 0-9 exist (10-fold cross-validation); asking for another is refused before any work.
+    let out = Command::new(env!("CARGO_BIN_EXE_host-trainer"))
+        .args(["train", "--synthetic", "10", "--fold", "10", "--out"])
+        .arg(tmp.path().join("fold"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--fold"), "{stderr}");
+    assert!(!tmp.path().join("fold").exists());
 }

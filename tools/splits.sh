@@ -5,9 +5,10 @@
 # several say what the recipe does on captchas it has not seen. A benchmark, not a test.
 #   tools/splits.sh [SEED...]   one 90/10 split per seed (other split, initial weights and batch order);
 #                               default seeds: 1 2 3 4 5 and 42 (the default split)
-#   tools/splits.sh --folds     10-fold cross-validation: seed 42, folds 0-9 (`train --fold K`; fold 0 is
-#                               the default split), so every image is validated exactly once, by a model
-#                               that never trained on it: the out-of-fold accuracy over all 936
+#   tools/splits.sh --folds [K...]  10-fold cross-validation: seed 42, folds 0-9 (`train --fold K`; fold 0
+#                               is the default split), so every image is validated exactly once, by a model
+#                               that never trained on it: the out-of-fold accuracy over all 936 (over the
+#                               folds named, when some are: the ten take 1-2 hours here)
 # Runs go to runs/splits/seed-N or runs/folds/fold-K (kept: a second call only summarizes what is already
 # trained; delete a folder to retrain it); the table also goes to runs/splits-report.md (runs/folds-report.md),
 # its figures (for tools/bench.sh) to runs/splits-summary.json (runs/folds-summary.json). 3-8 minutes per run
@@ -23,7 +24,9 @@ if [ ! -d "$DATA" ]; then
     exit 1
 fi
 if [ "${1:-}" = "--folds" ]; then
-    KIND=folds RUNS=(0 1 2 3 4 5 6 7 8 9)
+    shift
+    KIND=folds RUNS=("$@")
+    [ ${#RUNS[@]} -gt 0 ] || RUNS=(0 1 2 3 4 5 6 7 8 9)
 else
     KIND=splits RUNS=("$@")
     [ ${#RUNS[@]} -gt 0 ] || RUNS=(1 2 3 4 5 42)

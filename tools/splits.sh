@@ -10,9 +10,10 @@
 #                               that never trained on it: the out-of-fold accuracy over all 936 (over the
 #                               folds named, when some are: the ten take 1-2 hours here)
 # Runs go to runs/splits/seed-N or runs/folds/fold-K (kept: a second call only summarizes what is already
-# trained; delete a folder to retrain it); the table also goes to runs/splits-report.md (runs/folds-report.md),
-# its figures (for tools/bench.sh) to runs/splits-summary.json (runs/folds-summary.json). 3-8 minutes per run
-# here (early stopping on the validation loss ends some runs after 30 epochs, others only at 100).
+# trained and resumes what was interrupted; delete a folder to retrain it); the table also goes to
+# runs/splits-report.md (runs/folds-report.md), its figures (for tools/bench.sh) to runs/splits-summary.json
+# (runs/folds-summary.json). 3-8 minutes per run here (early stopping on the validation loss ends some runs
+# after 30 epochs, others only at 100).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -41,6 +42,8 @@ for k in "${RUNS[@]}"; do
     fi
     echo "== $out =="
     if [ "$KIND" = folds ]; then args=(--seed 42 --fold "$k"); else args=(--seed "$k"); fi
+    # An interrupted run continues from its last finished epoch.
+    if [ -f "$out/checkpoint.json" ]; then args+=(--resume); fi
     cargo run --release -q -p host-trainer -- train --data "$DATA" "${args[@]}" --out "$out"
 done
 

@@ -122,8 +122,8 @@ struct TrainArgs {
     seed: u64,
     /// Validate on another tenth of the shuffled data: fold 0 is the seed's 90/10 split, and folds 0 to 9
     /// together validate every image once (10-fold cross-validation: `tools/splits.sh --folds`).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..10))]
-    fold: u64,
+    #[arg(long, default_value_t = 0, value_parser = fold)]
+    fold: usize,
     /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -167,6 +167,15 @@ fn decay(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(d) if (0.0..1.0).contains(&d) => Ok(d),
         _ => Err(format!("{s:?} is not a decay: give a number from 0 (off) up to, not including, 1")),
+    }
+}
+
+/// A fold of the default split's cross-validation: 0 to 9.
+fn fold(s: &str) -> Result<usize, String> {
+    let folds = host_trainer::data::folds(train::Options::default().val_fraction);
+    match s.parse::<usize>() {
+        Ok(k) if k < folds => Ok(k),
+        _ => Err(format!("{s:?} is not a fold: give 0 to {}", folds - 1)),
     }
 }
 
@@ -216,7 +225,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 batch_size: a.batch_size.max(1),
                 patience: a.patience,
                 seed: a.seed,
-                fold: a.fold as usize,
+                fold: a.fold,
                 learning_rate: a.lr,
                 max_minutes: a.max_minutes,
                 batch_norm: !a.no_batch_norm,

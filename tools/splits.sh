@@ -24,24 +24,24 @@ if [ ! -d "$DATA" ]; then
     echo "splits.sh: no data at $DATA (set CAPTCHA_DATA)" >&2
     exit 1
 fi
+# Each run K trains with "${FLAGS[@]}" K into $PREFIX$K.
 if [ "${1:-}" = "--folds" ]; then
     shift
-    KIND=folds RUNS=("$@")
+    KIND=folds PREFIX=runs/folds/fold- FLAGS=(--seed 42 --fold) RUNS=("$@")
     [ ${#RUNS[@]} -gt 0 ] || RUNS=(0 1 2 3 4 5 6 7 8 9)
 else
-    KIND=splits RUNS=("$@")
+    KIND=splits PREFIX=runs/splits/seed- FLAGS=(--seed) RUNS=("$@")
     [ ${#RUNS[@]} -gt 0 ] || RUNS=(1 2 3 4 5 42)
 fi
 
-run_dir() { if [ "$KIND" = folds ]; then echo "runs/folds/fold-$1"; else echo "runs/splits/seed-$1"; fi; }
 for k in "${RUNS[@]}"; do
-    out=$(run_dir "$k")
+    out=$PREFIX$k
     if [ -f "$out/metrics.json" ]; then
         echo "$out: already trained"
         continue
     fi
     echo "== $out =="
-    if [ "$KIND" = folds ]; then args=(--seed 42 --fold "$k"); else args=(--seed "$k"); fi
+    args=("${FLAGS[@]}" "$k")
     # An interrupted run continues from its last finished epoch.
     if [ -f "$out/checkpoint.json" ]; then args+=(--resume); fi
     cargo run --release -q -p host-trainer -- train --data "$DATA" "${args[@]}" --out "$out"
@@ -49,7 +49,7 @@ done
 
 mkdir -p runs
 dirs=()
-for k in "${RUNS[@]}"; do dirs+=("$(run_dir "$k")"); done
+for k in "${RUNS[@]}"; do dirs+=("$PREFIX$k"); done
 python3 - "$KIND" "${dirs[@]}" <<'PY' | tee "runs/$KIND-report.md"
 import json, os, sys
 kind, dirs = sys.argv[1], sys.argv[2:]

@@ -193,6 +193,15 @@ pub fn dot_rows2_portable(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
 /// that each caller's column count picks its kernel variant at compile time.
 #[inline(always)]
 pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    let acc = {
+        // The rows it can run; the rest (a last row too near the tensor's end) go on below.
+        let done = dsp::rows(w, k, block, cols, acc);
+        let w = w.get(done * k..).unwrap_or(&[]);
+        (w, acc.get_mut(done..).unwrap_or(&mut []))
+    };
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    let (w, acc) = acc;
     #[cfg(target_arch = "x86_64")]
     if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
         let done = crate::avx2::rows4_i8(w, k, block, cols, acc4);
@@ -437,28 +446,42 @@ mod sse2 {
 mod dsp {
     use core::arch::asm;
 
-    /// The kernel loop: `$n` ≥ 1 iterations of `$rept` groups of four weights, one accumulator per column.
-    /// Per group: the weight word, split by two SXTB16, then per column one LDRD of its four inputs and
-    /// two SMLAD.
+    /// One group of four weights as assembly text: the weight word, split by two SXTB16, then per
+    /// column one LDRD of its four inputs and two SMLAD.
+    macro_rules! group {
+        ($($c:ident)+) => {
+            concat!(
+                "ldr {w}, [{wp}], #4\n",
+                "sxtb16 {t}, {w}\n",
+                "sxtb16 {w}, {w}, ror #8\n",
+                $(
+                    "ldrd {x0}, {x1}, [{xp}], #8\n",
+                    "smlad {", stringify!($c), "}, {t}, {x0}, {", stringify!($c), "}\n",
+                    "smlad {", stringify!($c), "}, {w}, {x1}, {", stringify!($c), "}\n",
+                )+
+            )
+        };
+    }
+
+    /// `$unroll` (1 or 4) groups. Written out rather than `.rept`, so that LLVM, which sizes inline
+    /// assembly by its lines, knows how long the loop is when it places its own branches around it.
+    macro_rules! unrolled {
+        (1, $($c:ident)+) => { group!($($c)+) };
+        (4, $($c:ident)+) => { concat!(group!($($c)+), group!($($c)+), group!($($c)+), group!($($c)+)) };
+    }
+
+    /// The kernel loop: `$n` ≥ 1 iterations of `$unroll` groups of four weights, one accumulator per
+    /// column.
     macro_rules! columns {
-        ($wp:ident, $xp:ident, $n:expr, $rept:literal, $($c:ident)+) => {
-            // SAFETY (callers): `$wp` has 4 · $n · $rept readable bytes, `$xp` 8 · columns · $n · $rept,
+        ($wp:ident, $xp:ident, $n:expr, $unroll:tt, $($c:ident)+) => {
+            // SAFETY (callers): `$wp` has 4 · $n · $unroll readable bytes, `$xp` 8 · columns · $n · $unroll,
             // word-aligned. Only registers besides; flags are clobbered (no preserves_flags).
             unsafe {
                 asm!(
                     "2:",
-                    concat!(".rept ", $rept),
-                    "ldr {w}, [{wp}], #4",
-                    "sxtb16 {t}, {w}",
-                    "sxtb16 {w}, {w}, ror #8",
-                    $(
-                        "ldrd {x0}, {x1}, [{xp}], #8",
-                        concat!("smlad {", stringify!($c), "}, {t}, {x0}, {", stringify!($c), "}"),
-                        concat!("smlad {", stringify!($c), "}, {w}, {x1}, {", stringify!($c), "}"),
-                    )+
-                    ".endr",
+                    unrolled!($unroll, $($c)+),
                     "subs {n}, {n}, #1",
-                    "bne 2b",
+                    "bne.w 2b", // (.w: the unrolled loop may be longer than a 16-bit branch reaches)
                     wp = inout(reg) $wp,
                     xp = inout(reg) $xp,
                     n = inout(reg) $n => _,
@@ -489,10 +512,10 @@ mod dsp {
         macro_rules! run {
             ($($c:ident)+) => {{
                 if n4 > 0 {
-                    columns!(wp, xp, n4, "4", $($c)+);
+                    columns!(wp, xp, n4, 4, $($c)+);
                 }
                 if n1 > 0 {
-                    columns!(wp, xp, n1, "1", $($c)+);
+                    columns!(wp, xp, n1, 1, $($c)+);
                 }
             }};
         }
@@ -516,10 +539,18 @@ mod dsp {
         if block.as_ptr() as usize % 4 != 0 || k % 4 != 0 || w.len() < 2 * k || block.len() < k || groups == 0 {
             return None;
         }
-        let (mut wp, mut xp, mut n) = (w.as_ptr(), block.as_ptr(), groups);
-        let (mut c0, mut c1) = (0i32, 0i32);
-        // SAFETY: reads 4 · groups bytes from `wp` and from `wp + k` (both within `w`, checked above) and
-        // 8 · groups bytes of the word-aligned `block` (checked); registers only otherwise.
+        // SAFETY: checked above: `w` holds both rows, `block` is word-aligned and holds the groups.
+        Some(unsafe { rows2(w.as_ptr(), block.as_ptr(), k, groups, [0, 0]) })
+    }
+
+    /// [`dot_rows2`]'s loop, adding to `[c0, c1]`.
+    ///
+    /// # Safety
+    /// `wp` and `wp + k` have `4 · groups` readable bytes, `xp` is word-aligned with `8 · groups`, `groups ≥ 1`.
+    #[inline(always)]
+    unsafe fn rows2(mut wp: *const u8, mut xp: *const i16, k: usize, groups: usize, [mut c0, mut c1]: [i32; 2]) -> [i32; 2] {
+        let mut n = groups;
+        // SAFETY: by the caller's contract; registers only otherwise.
         unsafe {
             asm!(
                 "2:",
@@ -550,7 +581,78 @@ mod dsp {
             )
         };
         let _ = (wp, xp, n);
-        Some([c0, c1])
+        [c0, c1]
+    }
+
+    /// [`super::dot_rows`] for any number of rows (`acc.len()`) in one lean loop: row `r`'s weights at
+    /// `w[r · k..]`, its last group read whole, one column at a time for 2 or 4 columns, two rows at a
+    /// time for one. Returns how many rows it ran, from the first: all but those whose last group ends
+    /// beyond `w`; none where it cannot run (a block that is not word-aligned or too short, a column
+    /// count other than 1, 2 and 4, one column with `k` not a multiple of 4, or `k` = 0).
+    pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) -> usize {
+        let groups = k.div_ceil(4);
+        if groups == 0
+            || block.as_ptr() as usize % 4 != 0
+            || block.len() < 4 * groups * cols
+            || !matches!(cols, 1 | 2 | 4)
+            || (cols == 1 && k % 4 != 0)
+        {
+            return 0;
+        }
+        // Row r reads w[r·k .. r·k + 4·groups].
+        let fit = w.len().checked_sub(4 * groups).map_or(0, |room| room / k + 1);
+        let rows = acc.len().min(fit);
+        let Some(acc) = acc.get_mut(..rows) else { return 0 };
+        let (n4, n1) = (groups / 4, groups % 4);
+        let row = |r: usize| {
+            // SAFETY: r < rows, and the last row's last group ends within `w` (checked above).
+            unsafe { w.as_ptr().add(r * k) }
+        };
+        // Each arm: the columns! loops (SAFETY: the row's 4 · groups bytes are in `w`, the block holds
+        // 4 · groups · cols word-aligned i16, both checked above).
+        match cols {
+            4 => {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let (mut wp, mut xp) = (row(r), block.as_ptr());
+                    let [mut c0, mut c1, mut c2, mut c3] = *a;
+                    if n4 > 0 {
+                        columns!(wp, xp, n4, 4, c0 c1 c2 c3);
+                    }
+                    if n1 > 0 {
+                        columns!(wp, xp, n1, 1, c0 c1 c2 c3);
+                    }
+                    *a = [c0, c1, c2, c3];
+                }
+            }
+            2 => {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let (mut wp, mut xp) = (row(r), block.as_ptr());
+                    let [mut c0, mut c1, c2, c3] = *a;
+                    if n4 > 0 {
+                        columns!(wp, xp, n4, 4, c0 c1);
+                    }
+                    if n1 > 0 {
+                        columns!(wp, xp, n1, 1, c0 c1);
+                    }
+                    *a = [c0, c1, c2, c3];
+                }
+            }
+            _ => {
+                let mut pairs = acc.chunks_exact_mut(2);
+                for (p, ab) in (&mut pairs).enumerate() {
+                    if let [a, b] = ab {
+                        // SAFETY: rows 2p and 2p + 1 are within `w` (checked above), as is the block.
+                        [a[0], b[0]] = unsafe { rows2(row(2 * p), block.as_ptr(), k, groups, [a[0], b[0]]) };
+                    }
+                }
+                if let [a] = pairs.into_remainder() {
+                    let (mut wp, mut xp, mut c0) = (row(rows - 1), block.as_ptr(), a[0]);
+                    columns!(wp, xp, groups, 1, c0);
+                    a[0] = c0;
+                }
+            }
+        }
+        rows
     }
 }
 
@@ -741,13 +843,13 @@ impl Kernels for I8 {
             let (mult, shift) = (l.mult_hh.get(gate), l.shift_hh.get(gate));
             for (q, g) in quarter.chunks_mut(GATE_CHUNK).enumerate() {
                 let mut sums = [0i32; COLLECTED];
-                for (p, gp) in g.chunks_mut(KERNEL_ROWS).enumerate() {
-                    let r0 = gate * l.hidden + q * GATE_CHUNK + p * KERNEL_ROWS;
-                    let mut acc = [[0i32; 4]; KERNEL_ROWS];
+                for (p, gp) in g.chunks_mut(RECUR_ROWS).enumerate() {
+                    let r0 = gate * l.hidden + q * GATE_CHUNK + p * RECUR_ROWS;
+                    let mut acc = [[0i32; 4]; RECUR_ROWS];
                     let Some(acc) = acc.get_mut(..gp.len()) else { return };
                     dot_prepared(l.w_hh.get(r0 * l.hidden..).unwrap_or(&[]), l.hidden, &hb, 1, acc);
                     if COLLECTED > 0 {
-                        for (s, a) in sums.iter_mut().skip(p * KERNEL_ROWS).zip(&*acc) {
+                        for (s, a) in sums.iter_mut().skip(p * RECUR_ROWS).zip(&*acc) {
                             *s = a[0];
                         }
                     } else {
@@ -779,6 +881,10 @@ impl Kernels for I8 {
 /// LSTM gate rows handled together: on x86-64 their sums are collected ([`COLLECTED`]) and requantized
 /// by [`requantize_add`], eight at a time (a multiple of eight: the AVX2 step).
 const GATE_CHUNK: usize = 64;
+
+/// Gate rows of the recurrent half per kernel pass: [`KERNEL_ROWS`] (the x86-64 kernels' four), or a
+/// whole chunk with the Arm DSP kernels, which loop over the rows themselves.
+const RECUR_ROWS: usize = if cfg!(all(feature = "dsp", target_arch = "arm")) { GATE_CHUNK } else { KERNEL_ROWS };
 
 /// Gate sums collected per chunk: all of them on x86-64; none elsewhere, where each sum is requantized
 /// right after its kernel pass (collecting them would cost the Cortex-M4 1 M instructions per inference).

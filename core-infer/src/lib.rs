@@ -43,12 +43,14 @@ pub mod input;
 pub mod int8_ops;
 mod model;
 pub mod net;
+pub mod probe;
 mod scratch;
 
 pub use ctc::Text;
 pub use format::{Arch, Precision};
 pub use input::Input;
 pub use model::{Model, Scores};
+pub use probe::{Probe, Stage};
 
 /// Longest text a model may read (characters).
 pub const MAX_LABEL_LEN: usize = 48;

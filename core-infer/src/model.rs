@@ -5,6 +5,7 @@ use crate::f32_ops::F32;
 use crate::format::{ModelFile, Precision};
 use crate::int8_ops::{scores_scale, I8};
 use crate::net::{forward, Kernels, Layout, Net};
+use crate::probe::{Probe, Stage};
 use crate::{ctc, Arch, Error, Input, Text};
 
 // No heap to box the larger variant into; a program holds one Model, so the size is paid once.
@@ -135,13 +136,27 @@ impl<'a> Model<'a> {
     /// Runs the network on `pixels` (u8 grayscale, height × width, row-major, as they are: the model's
     /// [`Input`] conversion happens here) and returns the per-step class scores, which live in `scratch`.
     pub fn run<'s>(&self, pixels: &[u8], scratch: &'s mut [u8]) -> Result<Scores<'s>, Error> {
+        self.run_probed(pixels, scratch, &mut ())
+    }
+
+    /// [`Model::run`], telling `probe` where each [`Stage`] of the network ends (see [`crate::probe`]):
+    /// how firmware profiles an inference layer by layer.
+    pub fn run_probed<'s, P: Probe>(
+        &self,
+        pixels: &[u8],
+        scratch: &'s mut [u8],
+        probe: &mut P,
+    ) -> Result<Scores<'s>, Error> {
         let classes = usize::from(self.arch.classes);
         let table = &self.input.table(pixels);
+        probe.done(Stage::Input);
         Ok(match &self.weights {
             #[cfg(feature = "f32")]
-            Weights::F32(net) => Scores::F32 { data: forward(net, &self.layout, pixels, table, scratch)?, classes },
+            Weights::F32(net) => {
+                Scores::F32 { data: forward(net, &self.layout, pixels, table, scratch, probe)?, classes }
+            }
             Weights::I8(net, scale, zp) => Scores::I8 {
-                data: forward(net, &self.layout, pixels, table, scratch)?,
+                data: forward(net, &self.layout, pixels, table, scratch, probe)?,
                 classes,
                 scale: *scale,
                 zp: *zp,

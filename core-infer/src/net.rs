@@ -23,6 +23,7 @@
 
 use crate::block::{block_len, fill, load, put, zero_tail};
 use crate::format::{Arch, ModelFile};
+use crate::probe::{Probe, Stage};
 use crate::scratch::{bytes_for, take};
 use crate::Error;
 use bytemuck::Pod;
@@ -86,7 +87,7 @@ pub trait Mac {
     /// The accumulator of output `o`, holding its bias.
     fn init(&self, o: usize) -> Self::Acc;
     /// `acc[r][c] +=` the dot product of output `o + r`'s weights (all its segments, in order) with
-    /// column `c` of `block` (`cols` ≤ 4 columns), for the `acc.len()` ≤ [`KERNEL_ROWS`] outputs from `o`.
+    /// column `c` of `block` (`cols` ≤ 4 columns), for the `acc.len()` ≤ [`ROWS_AT_ONCE`] outputs from `o`.
     fn mac_rows(&self, o: usize, block: &[Self::In], cols: usize, acc: &mut [[Self::Acc; 4]]);
     /// Output `o`'s activation from its accumulator (ReLU, requantization). Monotonic in `acc`, so
     /// max-pooling accumulators equals max-pooling activations.
@@ -105,10 +106,16 @@ pub trait Mac {
 /// (on the Cortex-M4 they then go two at a time, through `dot_rows2`).
 pub const KERNEL_ROWS: usize = 4;
 
-/// Conv, dense and LSTM-input outputs computed in one pass: [`KERNEL_ROWS`] on x86-64; one elsewhere,
-/// where the Cortex-M4 kernel has registers for one row of four columns only, so grouping rows would
-/// only add loop overhead (0.7 M instructions per inference).
-pub const ROWS_AT_ONCE: usize = if cfg!(target_arch = "x86_64") { KERNEL_ROWS } else { 1 };
+/// Conv, dense and LSTM-input outputs computed in one pass: [`KERNEL_ROWS`] on x86-64; 64 with the Arm
+/// DSP kernels, which loop over any number of rows without returning (the calls per row cost the
+/// Cortex-M4 more than the rows' multiply-adds in conv1); one elsewhere.
+pub const ROWS_AT_ONCE: usize = if cfg!(target_arch = "x86_64") {
+    KERNEL_ROWS
+} else if cfg!(all(feature = "dsp", target_arch = "arm")) {
+    64
+} else {
+    1
+};
 
 /// Block slots [`conv_pool`] needs for a layer with `cin` input channels: one 3×3×C_in patch per
 /// position of a 2×2 pooling window.
@@ -130,6 +137,8 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
     }
     let Some(block) = block.get_mut(..conv_block_len(cin)) else { return };
     zero_tail(block, 4, 9 * cin, M::LANES);
+    // (made once: building a fresh array per window costs a copy of all of it)
+    let mut acc = [[layer.init(0); 4]; ROWS_AT_ONCE];
     for (i, out_row) in out.chunks_exact_mut(cout).enumerate() {
         // Column j of the block is conv position (row 2i + j % 2, column x + j / 2).
         if cin == 1 {
@@ -154,8 +163,10 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
         }
         for (q, outs) in out_row.chunks_mut(ROWS_AT_ONCE).enumerate() {
             let o = q * ROWS_AT_ONCE;
-            let mut acc: [_; ROWS_AT_ONCE] = core::array::from_fn(|r| [layer.init(o + r); 4]);
             let Some(acc) = acc.get_mut(..outs.len()) else { return };
+            for (r, a) in (o..).zip(acc.iter_mut()) {
+                *a = [layer.init(r); 4];
+            }
             layer.mac_rows(o, block, 4, acc);
             for (r, (v, &[a, b, c, d])) in outs.iter_mut().zip(&*acc).enumerate() {
                 let ab = if b > a { b } else { a };
@@ -196,10 +207,13 @@ pub fn conv1_patches<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize) 
 pub fn dense<M: Mac>(layer: &M, x: &[M::Act], block: &mut [M::In], out: &mut [M::Act]) {
     let Some(block) = block.get_mut(..block_len(x.len(), 1)) else { return };
     load(block, x.len(), &[x], M::LANES, |a| layer.input(a));
+    let mut acc = [[layer.init(0); 4]; ROWS_AT_ONCE];
     for (q, outs) in out.chunks_mut(ROWS_AT_ONCE).enumerate() {
         let o = q * ROWS_AT_ONCE;
-        let mut acc: [_; ROWS_AT_ONCE] = core::array::from_fn(|r| [layer.init(o + r); 4]);
         let Some(acc) = acc.get_mut(..outs.len()) else { return };
+        for (r, a) in (o..).zip(acc.iter_mut()) {
+            *a = [layer.init(r); 4];
+        }
         layer.mac_rows(o, block, 1, acc);
         for (r, (v, a)) in outs.iter_mut().zip(&*acc).enumerate() {
             *v = layer.finish(o + r, a[0]);
@@ -307,12 +321,14 @@ impl Layout {
 
 /// Runs the network on `pixels` (u8, height × width, row-major), each read through `table` (the input
 /// conversion, see [`crate::input`]), and returns the class scores, `steps × classes`, which live in `scratch`.
-pub(crate) fn forward<'s, K: Kernels>(
+/// `probe` is told where each [`Stage`] ends.
+pub(crate) fn forward<'s, K: Kernels, P: Probe>(
     net: &Net<'_, K>,
     l: &Layout,
     pixels: &[u8],
     table: &[u8; 256],
     mut scratch: &'s mut [u8],
+    probe: &mut P,
 ) -> Result<&'s [K::Act], Error> {
     if pixels.len() != l.h * l.w {
         return Err(Error::ImageSize);
@@ -331,36 +347,48 @@ pub(crate) fn forward<'s, K: Kernels>(
 
     {
         let dense1_out = seq_a.get_mut(..l.steps * l.d1).ok_or(Error::ScratchTooSmall)?;
-        front_end(net, l, Image { pixels, table }, seq_b, block, dense1_out)?;
+        front_end(net, l, Image { pixels, table }, seq_b, block, dense1_out, probe)?;
         let lstm1_out = seq_b.get_mut(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
-        bilstm::<K>(
+        bilstm::<K, P>(
             &net.lstm1,
             dense1_out,
             l.d1,
             lstm1_out,
             l.l1,
             LstmWork { h: &mut *h, c: &mut *c, gates: &mut *gates, block: &mut *block },
+            (probe, [Stage::Lstm1Forward, Stage::Lstm1Backward]),
         )?;
     }
     let lstm1_out = seq_b.get(..l.steps * 2 * l.l1).ok_or(Error::ScratchTooSmall)?;
     let lstm2_out = seq_a.get_mut(..l.steps * 2 * l.l2).ok_or(Error::ScratchTooSmall)?;
-    bilstm::<K>(&net.lstm2, lstm1_out, 2 * l.l1, lstm2_out, l.l2, LstmWork { h, c, gates, block: &mut *block })?;
+    let work = LstmWork { h, c, gates, block: &mut *block };
+    bilstm::<K, P>(
+        &net.lstm2,
+        lstm1_out,
+        2 * l.l1,
+        lstm2_out,
+        l.l2,
+        work,
+        (probe, [Stage::Lstm2Forward, Stage::Lstm2Backward]),
+    )?;
 
     for (x, out) in lstm2_out.chunks_exact(2 * l.l2).zip(scores.chunks_exact_mut(l.classes)) {
         dense(&net.dense2, x, block, out);
     }
+    probe.done(Stage::Dense2);
     Ok(scores)
 }
 
 /// conv1 → pool1 → conv2 → pool2 → dense1, one time step at a time: writes dense1's output for every
 /// step into `out` (`steps × D1`). `work` holds the few columns in flight.
-fn front_end<K: Kernels>(
+fn front_end<K: Kernels, P: Probe>(
     net: &Net<'_, K>,
     l: &Layout,
     image: Image<'_>,
     work: &mut [K::Act],
     block: &mut [K::In],
     out: &mut [K::Act],
+    probe: &mut P,
 ) -> Result<(), Error> {
     let (input, rest) = work.split_at_mut_checked(4 * l.h).ok_or(Error::ScratchTooSmall)?;
     let pool1_col = l.h1 * l.c1;
@@ -377,12 +405,15 @@ fn front_end<K: Kernels>(
             pool1_column(net, l, image, next_pool1, input, block, slot);
             next_pool1 += 1;
         }
+        probe.done(Stage::Conv1Pool);
         let col = |dx: usize| {
             let p = (2 * t + dx).checked_sub(1).filter(|&p| p < l.w1)?;
             ring.chunks_exact(pool1_col).nth(p % 4)
         };
         conv_pool(&net.conv2, [col(0), col(1), col(2), col(3)], block, feature);
+        probe.done(Stage::Conv2Pool);
         dense(&net.dense1, feature, block, out_t);
+        probe.done(Stage::Dense1);
     }
     Ok(())
 }
@@ -432,20 +463,22 @@ struct LstmWork<'w, K: Kernels> {
 
 /// A bidirectional LSTM over `input` (`steps × n_in`), writing `out` (`steps × 2L`): each row holds the
 /// forward state then the backward state, as PyTorch's `bidirectional=True` does. Both start from zero.
-fn bilstm<K: Kernels>(
+/// The probe is told when each direction (`stages[0]` forward, `stages[1]` backward) ends.
+fn bilstm<K: Kernels, P: Probe>(
     layers: &[K::Lstm<'_>; 2],
     input: &[K::Act],
     n_in: usize,
     out: &mut [K::Act],
     hidden: usize,
     work: LstmWork<'_, K>,
+    (probe, stages): (&mut P, [Stage; 2]),
 ) -> Result<(), Error> {
     let LstmWork { h, c, gates, block } = work;
     let h = h.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let c = c.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let gates = gates.get_mut(..LSTM_STEPS_AT_ONCE * 4 * hidden).ok_or(Error::ScratchTooSmall)?;
     let steps = (input.len() / n_in.max(1)).min(out.len() / (2 * hidden).max(1));
-    for (dir, layer) in layers.iter().enumerate() {
+    for ((dir, layer), stage) in layers.iter().enumerate().zip(stages) {
         h.fill(K::Act::default());
         c.fill(K::Cell::default());
         // The i-th step processed: forward from the first, backward from the last.
@@ -465,6 +498,7 @@ fn bilstm<K: Kernels>(
                 half.ok_or(Error::ScratchTooSmall)?.copy_from_slice(h);
             }
         }
+        probe.done(stage);
     }
     Ok(())
 }

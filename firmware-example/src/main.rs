@@ -3,8 +3,9 @@
 //! What it does, logging with defmt (semihosting transport, decoded on the host by defmt-print):
 //! 1. parses the embedded int8 model and checks that its scratch fits the static buffer;
 //! 2. reads the embedded test images and compares with their labels;
-//! 3. measures instructions per inference (SysTick; exact under `qemu -icount shift=0`) and the stack
-//!    high-water mark (stack painting);
+//! 3. measures instructions per inference (SysTick under `qemu -icount shift=0`, proven at every start by
+//!    timing a loop of a known instruction count: see `timing`) and the stack high-water mark (stack
+//!    painting); with the `profile` feature, also the instructions of each stage of the network;
 //! 4. with the `draw` feature (on by default): writes a picture of what it saw (`device-view.pgm`), and
 //!    draws captchas itself with the shared `no_std` generator, reads them and reports the accuracy.
 //!    Like the embedded test images, this is test equipment: without it (`--no-default-features`) the
@@ -12,13 +13,16 @@
 //!
 //! An MPU guard below the stack turns a stack overflow into a reported failure (see `stack`).
 //!
-//! Lines starting with `time:` vary with the build; every other line must equal `expected.txt`, which the
-//! host computes with core-infer for the same images (see `tests/tests/firmware_expected.rs`).
+//! Lines starting with `time:` or `calibration:` vary with the build; every other line must equal
+//! `expected.txt`, which the host computes with core-infer for the same images (see
+//! `tests/tests/firmware_expected.rs`).
 #![no_std]
 #![no_main]
 
 #[cfg(feature = "draw")]
 mod picture;
+#[cfg(feature = "profile")]
+mod profile;
 mod stack;
 mod timing;
 
@@ -143,15 +147,35 @@ fn run() -> bool {
     );
 
     let mut timer = timing::Timer::start();
+    let cal = timing::calibrate(&mut timer);
+    defmt::info!(
+        "calibration: {=u64} instructions measured as {=u64} (timer reads {=u64}, tolerance {=u64})",
+        cal.known,
+        cal.measured,
+        cal.overhead,
+        cal.tolerance
+    );
+    if !cal.agrees() {
+        defmt::error!("the instruction counter is wrong: every `time:` figure would be too");
+        return false;
+    }
+    #[cfg(feature = "profile")]
+    let mut profile = profile::Profile::default();
     // (a) embedded test images
     for (i, (img, label)) in IMAGES.chunks_exact(h * w).zip(LABELS.lines()).enumerate() {
         let t0 = timer.now();
-        let Ok(scores) = model.run(img, scratch) else {
+        #[cfg(feature = "profile")]
+        let scores = model.run_probed(img, scratch, &mut profile.clock(&mut timer));
+        #[cfg(not(feature = "profile"))]
+        let scores = model.run(img, scratch);
+        let Ok(scores) = scores else {
             defmt::error!("image {=usize}: inference failed", i);
             return false;
         };
         let dt = timer.now() - t0;
         let text = model.decode(&scores);
+        #[cfg(feature = "profile")]
+        profile.add_decode(timer.now() - t0 - dt);
         let fp = fingerprint(scores.raw_i8().unwrap_or(&[]));
         defmt::info!("test {=usize}: label {=str} read {=str} scores {=u32:08x}", i, label, text.as_str(), fp);
         defmt::info!("time: {=u64} instructions", dt);
@@ -161,6 +185,8 @@ fn run() -> bool {
             picture::write(img, w, h, text.as_str(), &mut scratch[..]);
         }
     }
+    #[cfg(feature = "profile")]
+    profile.log(&arch);
     // (b) captchas drawn here, by the same generator the trainer uses
     #[cfg(feature = "draw")]
     if !drawn_captchas(&model, (h, w), scratch) {

@@ -92,6 +92,20 @@ pub trait Mac {
     /// Output `o`'s activation from its accumulator (ReLU, requantization). Monotonic in `acc`, so
     /// max-pooling accumulators equals max-pooling activations.
     fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
+    /// A pooling window's outputs: `out[r] = finish(o + r, the largest of acc[r])`. A precision may do it
+    /// in one tight loop (int8 does).
+    fn finish_pooled(&self, o: usize, acc: &[[Self::Acc; 4]], out: &mut [Self::Act]) {
+        for (r, (v, &[a, b, c, d])) in out.iter_mut().zip(acc).enumerate() {
+            let ab = if b > a { b } else { a };
+            let cd = if d > c { d } else { c };
+            *v = self.finish(o + r, if cd > ab { cd } else { ab });
+        }
+    }
+    /// Writes the kernel inputs of `x` as inputs `k0 ..` of column `col` of a `cols`-column block:
+    /// [`put`] with [`Mac::input`], unless a precision has a faster way for the same values.
+    fn gather(&self, block: &mut [Self::In], cols: usize, col: usize, k0: usize, x: &[Self::Act]) {
+        put(block, cols, col, k0, x, Self::LANES, |a| self.input(a));
+    }
     /// [`conv_pool`] by a kernel of this precision for this layer on this CPU, where there is one
     /// (x86-64 int8 has two): the same arguments (but the block) and exactly the same results as the
     /// generic loops. Returns whether it ran (by default it does not).
@@ -156,7 +170,7 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
                     cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
                 });
                 match src {
-                    Some(src) => put(block, 4, j, seg * cin, src, M::LANES, |a| layer.input(a)),
+                    Some(src) => layer.gather(block, 4, j, seg * cin, src),
                     None => fill(block, 4, j, seg * cin, cin, M::LANES, M::In::default()),
                 }
             }
@@ -168,11 +182,7 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
                 *a = [layer.init(r); 4];
             }
             layer.mac_rows(o, block, 4, acc);
-            for (r, (v, &[a, b, c, d])) in outs.iter_mut().zip(&*acc).enumerate() {
-                let ab = if b > a { b } else { a };
-                let cd = if d > c { d } else { c };
-                *v = layer.finish(o + r, if cd > ab { cd } else { ab });
-            }
+            layer.finish_pooled(o, acc, outs);
         }
     }
 }

@@ -316,6 +316,17 @@ pub fn dot_prepared(w: &[u8], k: usize, x: &Prepared<'_>, cols: usize, acc: &mut
     }
 }
 
+/// [`crate::block::put`] of `x − zp` (zp in −128..=127): the DSP kernel where it applies (whole groups,
+/// with the `dsp` feature on Arm), else the portable `put`, which is its reference.
+#[inline]
+pub fn put_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8], zp: i32) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if dsp::widen(block, cols, col, k0, x, zp) {
+        return;
+    }
+    crate::block::put(block, cols, col, k0, x, LANES, |a| i16::from(a) - zp as i16);
+}
+
 /// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).
 fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
     let mut a = [0];
@@ -756,11 +767,8 @@ impl Mac for LinearI8<'_> {
             *v = zp.saturating_add(requantize(best, mult, shift)).clamp(lo, 127) as i8;
         }
     }
-    #[cfg(all(feature = "dsp", target_arch = "arm"))]
     fn gather(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8]) {
-        if !dsp::widen(block, cols, col, k0, x, self.zp_in) {
-            crate::block::put(block, cols, col, k0, x, LANES, |a| self.input(a));
-        }
+        put_inputs(block, cols, col, k0, x, self.zp_in);
     }
     #[cfg(target_arch = "x86_64")]
     fn conv_pool_kernel(&self, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {

@@ -64,13 +64,17 @@ fn fingerprint(scores: &[i8]) -> u32 {
     scores.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193))
 }
 
-/// The int8 block kernel this build uses (the DSP one) against the portable reference, on pseudo-random
-/// rows of every length 0..=300 (reading on into the next row, as inside a tensor), with 1 to 4 input
-/// columns, aligned and not. Returns the first failing row length.
+/// The int8 kernels this build uses (the DSP ones) against the portable reference, on pseudo-random
+/// data: the block kernel on rows of every length 0..=300 (reading on into the next row, as inside a
+/// tensor), with 1 to 4 input columns, aligned and not; the many-rows pass (`dot_rows`, 1 to 5 rows
+/// ending exactly at the weights' end, 1, 2 and 4 columns) against the rows one by one; and the input
+/// widening against the portable `put`. Returns the first failing row length.
 #[inline(never)] // its buffers must not stay in `run`'s frame during inference
 fn kernel_self_test() -> Option<usize> {
     use core_infer::block::{block_len, put, zero_tail};
-    use core_infer::int8_ops::{dot_block, dot_block_portable, dot_rows2, dot_rows2_portable, LANES};
+    use core_infer::int8_ops::{
+        dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, put_inputs, LANES,
+    };
     let mut state = 0x2545_f491u32;
     let mut next = move || {
         state ^= state << 13;
@@ -79,11 +83,16 @@ fn kernel_self_test() -> Option<usize> {
         state as u8
     };
     let mut w = [0u8; 304];
-    let mut x = [0i8; 300];
+    let mut x = [0i8; 304]; // column c reads x[c..]: the columns differ
     // Word-aligned backing for the block; offset by one i16 for the unaligned case.
     #[repr(C, align(4))]
     struct Aligned([i16; 2 + 300 * 4]);
     let mut backing = Aligned([0; 2 + 300 * 4]);
+    // (the widening is checked on rows up to WIDEN_MAX long: two more full-size blocks would add 5 KB of stack)
+    const WIDEN_MAX: usize = 64;
+    #[repr(C, align(4))]
+    struct Small([i16; WIDEN_MAX * 4]);
+    let (mut got_block, mut want_block) = (Small([0; WIDEN_MAX * 4]), Small([0; WIDEN_MAX * 4]));
     for len in 0..=300 {
         w.iter_mut().for_each(|v| *v = next());
         x.iter_mut().for_each(|v| *v = next() as i8);
@@ -93,13 +102,52 @@ fn kernel_self_test() -> Option<usize> {
                 let Some(block) = backing.0.get_mut(offset..offset + block_len(len, cols)) else { return Some(len) };
                 zero_tail(block, cols, len, LANES);
                 for c in 0..cols {
-                    put(block, cols, c, 0, &x[..len], LANES, |a| i16::from(a) - zp);
+                    put(block, cols, c, 0, &x[c..c + len], LANES, |a| i16::from(a) - zp);
                 }
                 let (mut got, mut want) = ([0i32; 4], [0i32; 4]);
                 dot_block(&w, len, block, &mut got[..cols]);
                 dot_block_portable(&w, len, block, &mut want[..cols]);
                 if got != want {
                     return Some(len);
+                }
+                // Widening x − zp into column c of a block, as conv2 gathers its inputs (whole groups
+                // from a group boundary), against the portable put.
+                if len % 4 == 0 && len <= WIDEN_MAX && offset == 0 {
+                    for c in 0..cols {
+                        let k0 = 4 * (c % 3);
+                        let n = len.saturating_sub(k0) / 4 * 4;
+                        got_block.0.fill(0);
+                        want_block.0.fill(0);
+                        let (Some(got), Some(want)) =
+                            (got_block.0.get_mut(..block_len(len, cols)), want_block.0.get_mut(..block_len(len, cols)))
+                        else {
+                            return Some(len);
+                        };
+                        put_inputs(got, cols, c, k0, &x[..n], i32::from(zp));
+                        put(want, cols, c, k0, &x[..n], LANES, |a| i16::from(a) - zp);
+                        if got != want {
+                            return Some(len);
+                        }
+                    }
+                }
+                let Some(block) = backing.0.get_mut(offset..offset + block_len(len, cols)) else { return Some(len) };
+                // 1 to 5 rows of k = len / rows inputs, the weights ending right after the last row: the
+                // many-rows pass against each row through the portable kernel.
+                for rows in 1..=5 {
+                    let k = len / rows;
+                    if cols == 3 || (k == 0 && len > 0) {
+                        continue;
+                    }
+                    zero_tail(block, cols, k, LANES);
+                    let mut got = [[0i32; 4]; 5];
+                    dot_rows(&w[..rows * k], k, block, cols, &mut got[..rows]);
+                    for (r, got) in got.iter().enumerate().take(rows) {
+                        let mut want = [0i32; 4];
+                        dot_block_portable(&w[r * k..rows * k], k, block, &mut want[..cols]);
+                        if got[..cols] != want[..cols] {
+                            return Some(len);
+                        }
+                    }
                 }
                 if cols == 1 {
                     // Two rows of len / 2: the block must then be zero after that many inputs (the kernels may

@@ -90,5 +90,20 @@ if os.path.exists("runs/folds-summary.json"):
 print("| figure | measured | target | met |")
 print("|---|---|---|---|")
 print("\n".join(rows))
+# Where the device's instructions go (the profile build: tools/firmware.sh profile), per stage.
+cal = re.search(r"^calibration: .*$", log, re.M)
+stages = re.findall(r"^profile: (\S+) (\d+) instructions for (\d+) multiply-adds$", log, re.M)
+if stages:
+    print()
+    print(f"Cortex-M4 per stage (QEMU mps2-an386, -icount shift=0; counter check: `{cal.group(0) if cal else 'missing'}`)")
+    print()
+    print("| stage | instructions | multiply-adds | instructions per multiply-add |")
+    print("|---|---:|---:|---:|")
+    for name, n, macs in stages:
+        n, macs = int(n), int(macs)
+        print(f"| {name} | {n:,} | {macs:,} | {n / macs:.2f} |" if macs else f"| {name} | {n:,} | 0 | |")
+    n = sum(int(n) for name, n, _ in stages if name != "ctc-decode")
+    macs = sum(int(m) for _, _, m in stages)
+    print(f"| network (all but the decode) | {n:,} | {macs:,} | {n / macs:.2f} |")
 PY
 rm -f "$fwlog"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386).
 #   tools/firmware.sh run    build, run, show the decoded defmt log
-#   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` lines),
-#                            report ELF sizes; run the product build (--no-default-features: no drawing,
+#   tools/firmware.sh profile  build with the `profile` feature, run, print the per-stage `time:` lines
+#   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` and
+#                            `calibration:` lines), check the instruction counter's calibration line
+#                            (a loop of a known instruction count, timed at every start), report ELF
+#                            sizes; run the profile build (its outputs must match too, and its stages
+#                            must add up to its total); run the product build (--no-default-features: no drawing,
 #                            the footprint a product ships) and check its lines too; then check that a corrupted model, a stack overflow (the
 #                            stack-overflow-demo feature, caught by the MPU guard) and too little scratch
 #                            (small-scratch-demo) each make the run fail with its message
@@ -41,21 +45,78 @@ print(f"{label}: flash {flash} bytes (model {model}, test images {images}, code 
 PY
 }
 
+# check_calibration LOG: the counter must have measured the known loop within its stated tolerance.
+check_calibration() {
+    local line
+    line=$(grep -m1 '^calibration:' "$1") || { echo "FAIL: no calibration line" >&2; exit 1; }
+    python3 - "$line" <<'PY' || { echo "FAIL: the instruction counter disagrees with the known loop: $line" >&2; exit 1; }
+import re, sys
+known, measured, _, tolerance = map(int, re.match(
+    r"calibration: (\d+) instructions measured as (\d+) \(timer reads (\d+), tolerance (\d+)\)", sys.argv[1]).groups())
+sys.exit(0 if abs(measured - known) <= tolerance else 1)
+PY
+    echo "instruction counter proven: $line"
+}
+
+# outputs_match LOG WHAT: every line but `time:` and `calibration:` equals expected.txt, or the test fails.
+outputs_match() {
+    if grep -v -E '^(time|calibration):' "$1" | diff -u expected.txt -; then
+        echo "$2 output matches expected.txt"
+    else
+        echo "FAIL: the $2 output differs from expected.txt" >&2; exit 1
+    fi
+}
+
+# profile LOG: the per-stage build; its stages must add up to its total (within the probe's reads).
+profile() {
+    CARGO_TARGET_DIR=target/profile cargo_thumb run --release --features profile >"$1" 2>"$1.build" || {
+        cat "$1.build" "$1"; echo "FAIL: the profile build failed" >&2; exit 1
+    }
+    rm -f "$1.build"
+    python3 - "$1" <<'PY'
+import re, sys
+log = open(sys.argv[1]).read()
+totals = [int(x) for x in re.findall(r"^time: (\d+) instructions$", log, re.M)]
+stages = re.findall(r"^time: (\S+) (\d+) instructions for (\d+) multiply-adds$", log, re.M)
+mean = sum(totals) / len(totals)
+inference = sum(int(n) for name, n, _ in stages if name != "ctc-decode")
+print(f"profile: stages add up to {inference} of the {mean:.0f} instructions measured per inference")
+# Each probe read is a few dozen instructions; the stages cover the whole inference but for them.
+sys.exit(0 if 0 <= mean - inference <= 0.001 * mean else 1)
+PY
+}
+
 case "${1:-run}" in
 run)
     cargo_thumb run --release
     ;;
+profile)
+    log=$(mktemp)
+    profile "$log" || { cat "$log"; echo "FAIL: the profile's stages do not add up to its total" >&2; exit 1; }
+    grep -E '^(calibration|time):' "$log"
+    rm -f "$log"
+    ;;
 test)
     log=$(mktemp)
     cargo_thumb run --release | tee "$log"
-    grep -v '^time:' "$log" | diff -u expected.txt - && echo "firmware output matches expected.txt"
+    check_calibration "$log"
+    outputs_match "$log" "firmware"
     sizes target/thumbv7em-none-eabihf/release/firmware-example "demo build (draws captchas)"
+    # The per-stage profile: same outputs, stages that add up to the total.
+    profile "$log" || { cat "$log"; echo "FAIL: the profile's stages do not add up to its total" >&2; exit 1; }
+    check_calibration "$log"
+    outputs_match "$log" "profile build"
+    grep -E '^time: \S+ [0-9]+ instructions for' "$log" | sed 's/^time:/profile:/'
     # The product build: the same model and test images, without the drawing equipment.
     CARGO_TARGET_DIR=target/product cargo_thumb run --release --no-default-features >"$log" 2>&1 || {
         cat "$log"; echo "FAIL: the product build (--no-default-features) failed" >&2; exit 1
     }
-    grep -E '^(model|test) ' expected.txt | diff -u - <(grep -E '^(model|test) ' "$log") \
-        && echo "product build output matches expected.txt"
+    if grep -E '^(model|test) ' expected.txt | diff -u - <(grep -E '^(model|test) ' "$log"); then
+        echo "product build output matches expected.txt"
+    else
+        echo "FAIL: the product build's output differs from expected.txt" >&2; exit 1
+    fi
+    check_calibration "$log"
     grep -E '^time:' "$log" | sed 's/^time:/product build time:/'
     sizes target/product/thumbv7em-none-eabihf/release/firmware-example "product build"
     # A corrupted model (one flipped byte) must make the run exit non-zero.
@@ -87,5 +148,5 @@ test)
     echo "too little scratch refused as expected: $(grep -m1 'bytes of scratch' "$log")"
     rm -f "$bad" "$log"
     ;;
-*) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+*) echo "usage: $0 [run|profile|test]" >&2; exit 2 ;;
 esac

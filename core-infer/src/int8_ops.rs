@@ -1,7 +1,9 @@
 //! The int8 precision: integer-only arithmetic from the u8 pixels to the class scores, identical on every
 //! target (no float, wrapping-free i32/i64 arithmetic, ties rounded the same way everywhere).
 //!
-//! Quantization (TFLM/CMSIS-NN style, parameters computed by the host's quantizer):
+//! Quantization (the scheme of TFLM and CMSIS-NN: per-channel int8 weights, per-tensor int8 activations;
+//! parameters computed by the host's quantizer; the requantization rounds once, not as TFLM does, see
+//! [`requantize`]):
 //! - weights: symmetric int8, per output channel for conv and dense, per gate for the LSTMs;
 //! - activations: int8 with a per-tensor scale and zero point (`real = scale · (q − zp)`); the input pixel
 //!   `p` is `p − 128` (scale 1/255, zero point −128); LSTM outputs use scale 1/127, zero point 0;
@@ -221,14 +223,25 @@ pub fn dot_rows2_portable(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
 #[inline(always)]
 pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
-    let acc = {
-        // The rows it can run; the rest (a last row too near the tensor's end) go on below.
+    {
+        // The rows the DSP pass can run; the rest (a last row too near the tensor's end) go through the
+        // generic loops, once in the program rather than inlined at every call (flash).
+        #[inline(never)]
+        fn rest(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
+            dot_rows_generic(w, k, block, cols, acc);
+        }
         let done = dsp::rows(w, k, block, cols, acc);
-        let w = w.get(done * k..).unwrap_or(&[]);
-        (w, acc.get_mut(done..).unwrap_or(&mut []))
-    };
-    #[cfg(all(feature = "dsp", target_arch = "arm"))]
-    let (w, acc) = acc;
+        if done < acc.len() {
+            rest(w.get(done * k..).unwrap_or(&[]), k, block, cols, acc.get_mut(done..).unwrap_or(&mut []));
+        }
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    dot_rows_generic(w, k, block, cols, acc);
+}
+
+/// [`dot_rows`] but the DSP pass: AVX2 where the CPU has it, else row pairs or single rows.
+#[inline(always)]
+fn dot_rows_generic(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
     #[cfg(target_arch = "x86_64")]
     if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
         let done = crate::avx2::rows4_i8(w, k, block, cols, acc4);

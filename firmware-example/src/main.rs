@@ -8,8 +8,10 @@
 //!    painting); with the `profile` feature, also the instructions of each stage of the network;
 //! 4. with the `draw` feature (on by default): writes a picture of what it saw (`device-view.pgm`), and
 //!    draws captchas itself with the shared `no_std` generator, reads them and reports the accuracy.
-//!    Like the embedded test images, this is test equipment: without it (`--no-default-features`) the
-//!    firmware is the model, the inference and the checks alone, the footprint a product would ship.
+//!    Like the embedded test images, this is test equipment, and so is the `self-test` feature (on by
+//!    default: the DSP kernels checked against the portable ones at every start): without both
+//!    (`--no-default-features`) the firmware is the model, the inference and the checks alone, the
+//!    footprint a product would ship.
 //!
 //! An MPU guard below the stack turns a stack overflow into a reported failure (see `stack`).
 //!
@@ -69,6 +71,7 @@ fn fingerprint(scores: &[i8]) -> u32 {
 /// tensor), with 1 to 4 input columns, aligned and not; the many-rows pass (`dot_rows`, 1 to 5 rows
 /// ending exactly at the weights' end, 1, 2 and 4 columns) against the rows one by one; and the input
 /// widening against the portable `put`. Returns the first failing row length.
+#[cfg(feature = "self-test")]
 #[inline(never)] // its buffers must not stay in `run`'s frame during inference
 fn kernel_self_test() -> Option<usize> {
     use core_infer::block::{block_len, put, zero_tail};
@@ -179,6 +182,7 @@ fn run() -> bool {
         defmt::error!("model needs {=usize} bytes of scratch, this build has {=usize}", need, SCRATCH_BYTES);
         return false;
     }
+    #[cfg(feature = "self-test")]
     if let Some(n) = kernel_self_test() {
         defmt::error!("int8 dot kernel differs from the portable one at case {=usize}", n);
         return false;

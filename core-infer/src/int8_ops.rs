@@ -599,7 +599,13 @@ mod dsp {
     /// # Safety
     /// `wp` and `wp + k` have `4 · groups` readable bytes, `xp` is word-aligned with `8 · groups`, `groups ≥ 1`.
     #[inline(always)]
-    unsafe fn rows2(mut wp: *const u8, mut xp: *const i16, k: usize, groups: usize, [mut c0, mut c1]: [i32; 2]) -> [i32; 2] {
+    unsafe fn rows2(
+        mut wp: *const u8,
+        mut xp: *const i16,
+        k: usize,
+        groups: usize,
+        [mut c0, mut c1]: [i32; 2],
+    ) -> [i32; 2] {
         let mut n = groups;
         // SAFETY: by the caller's contract; registers only otherwise.
         unsafe {
@@ -642,7 +648,8 @@ mod dsp {
         let groups = x.len() / 4;
         let first = (k0 / 4 * cols + col) * 4; // slot of input k0
         let last_end = first + groups.saturating_sub(1) * 4 * cols + 4;
-        if k0 % 4 != 0 || x.len() % 4 != 0 || block.as_ptr() as usize % 4 != 0 || last_end > block.len() || col >= cols {
+        if k0 % 4 != 0 || x.len() % 4 != 0 || block.as_ptr() as usize % 4 != 0 || last_end > block.len() || col >= cols
+        {
             return false;
         }
         // zp fits i16 (checked at load): both halves hold it.

@@ -57,6 +57,11 @@ pub struct Metrics {
     pub epochs_run: usize,
     pub best_epoch: usize,
     pub stopped_early: bool,
+    /// The first epoch whose model read something (validation CER below `train::PLATEAU_CER`); `None`
+    /// if it never left CTC's blank plateau.
+    pub first_reading: Option<usize>,
+    /// What the run's summary told the user to try next.
+    pub advice: Vec<String>,
     pub seconds_total: f64,
     pub seconds_per_epoch: f64,
     /// Validation figures of the best epoch, from tch.
@@ -132,6 +137,8 @@ pub fn train(
         epochs_run,
         best_epoch: outcome.best_epoch,
         stopped_early: outcome.stopped_early,
+        first_reading: outcome.first_reading,
+        advice: Vec::new(),
         seconds_total: started.elapsed().as_secs_f64(),
         seconds_per_epoch: outcome.history.iter().map(|e| e.seconds).sum::<f64>() / epochs_run.max(1) as f64,
         best,
@@ -142,6 +149,8 @@ pub fn train(
         files,
         history: outcome.history.clone(),
     };
+    let mut metrics = metrics;
+    metrics.advice = advice(&metrics, opts);
     io::write_json(&out.join("metrics.json"), &metrics)?;
     eprintln!(
         "done in {:.0} s; validation ({} images) through core-infer: f32 {:.2}% (CER {:.4}), int8 {:.2}% (CER {:.4}), \
@@ -155,7 +164,54 @@ pub fn train(
         100.0 * agreement
     );
     eprintln!("wrote {}/{{{}, metrics.json}}", out.display(), file_names.join(", "));
+    for line in &metrics.advice {
+        eprintln!("{line}");
+    }
     Ok(metrics)
+}
+
+/// What a run's figures tell the user to do next, one sentence each (empty when there is nothing to say).
+pub fn advice(m: &Metrics, opts: &train::Options) -> Vec<String> {
+    let mut out = Vec::new();
+    let (f32_acc, int8_acc) = (m.core_infer_f32.sequence, m.core_infer_int8.sequence);
+    let ran_out = m.epochs_run >= opts.epochs || (!m.stopped_early && opts.max_minutes.is_some());
+    match m.first_reading {
+        None => out.push(format!(
+            "The model reads nothing: after {} epochs it is still on CTC's blank plateau (validation CER {:.2}). \
+             Give it more time ({}), more images (a few thousand), or check that the labels match the images.",
+            m.epochs_run,
+            m.best.val.cer,
+            if opts.max_minutes.is_some() { "--max-minutes" } else { "--epochs" }
+        )),
+        Some(first) if first > 1 => {
+            out.push(format!("It left the blank plateau at epoch {first} and read best at epoch {}.", m.best_epoch))
+        }
+        Some(_) => {}
+    }
+    if m.first_reading.is_some() && ran_out && m.best_epoch + 2 >= m.epochs_run {
+        out.push(format!(
+            "It was still improving when the {} ended it: more {} should read better.",
+            if m.epochs_run >= opts.epochs { "epoch limit" } else { "time limit" },
+            if m.epochs_run >= opts.epochs { "epochs (--epochs)" } else { "time (--max-minutes)" }
+        ));
+    }
+    if m.first_reading.is_some() && f32_acc < 0.9 && m.train_images < 5_000 {
+        out.push(format!(
+            "{:.1}% of the validation images read right: more labelled images ({} trained here) usually help most.",
+            100.0 * f32_acc,
+            m.train_images
+        ));
+    }
+    if f32_acc - int8_acc > 0.005 + 1e-9 {
+        out.push(format!(
+            "int8 reads {:.1} points less than f32 ({:.2}% vs {:.2}%): calibrate on more images of the style \
+             (`quantize --data`).",
+            100.0 * (f32_acc - int8_acc),
+            100.0 * int8_acc,
+            100.0 * f32_acc
+        ));
+    }
+    out
 }
 
 /// `eval`: accuracy, CER and the wrong readings of each model file on a folder, and how often each
@@ -305,6 +361,56 @@ pub fn check_out_dir(out: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metrics(first_reading: Option<usize>, epochs_run: usize, best_epoch: usize, f32: f64, int8: f64) -> Metrics {
+        let acc = |sequence: f64| data::Accuracy { sequence, cer: if first_reading.is_some() { 0.1 } else { 1.0 } };
+        let best = train::Epoch { epoch: best_epoch, loss: 1.0, val_loss: 1.0, val: acc(f32), seconds: 1.0 };
+        Metrics {
+            data: "x".into(),
+            images: 2000,
+            train_images: 1800,
+            val_images: 200,
+            alphabet: "ab".into(),
+            max_label_len: 5,
+            image_size: [50, 200],
+            parameters: 1,
+            epochs_run,
+            best_epoch,
+            stopped_early: epochs_run < 100,
+            first_reading,
+            advice: Vec::new(),
+            seconds_total: 1.0,
+            seconds_per_epoch: 1.0,
+            best,
+            core_infer_f32: acc(f32),
+            core_infer_int8: acc(int8),
+            f32_int8_agreement: 1.0,
+            wrong: Vec::new(),
+            files: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_says_when_a_model_reads_nothing_and_what_to_try() {
+        let opts = train::Options::default();
+        // never off the plateau: said plainly, with what to try
+        let a = advice(&metrics(None, 57, 17, 0.0, 0.0), &opts);
+        assert!(a[0].starts_with("The model reads nothing"), "{a:?}");
+        assert!(a[0].contains("--epochs"), "{a:?}");
+        let timed = train::Options { max_minutes: Some(8.0), ..opts.clone() };
+        assert!(advice(&metrics(None, 20, 17, 0.0, 0.0), &timed)[0].contains("--max-minutes"));
+        // a good run that read from the start: nothing to say
+        assert!(advice(&metrics(Some(1), 30, 20, 0.99, 0.99), &opts).is_empty());
+        // left the plateau late, still improving at the epoch limit, few images, int8 behind
+        let a = advice(&metrics(Some(35), 100, 99, 0.70, 0.65), &opts);
+        assert!(a.iter().any(|l| l.contains("left the blank plateau at epoch 35")), "{a:?}");
+        assert!(a.iter().any(|l| l.contains("still improving") && l.contains("--epochs")), "{a:?}");
+        assert!(a.iter().any(|l| l.contains("more labelled images")), "{a:?}");
+        assert!(a.iter().any(|l| l.starts_with("int8 reads 5.0 points less")), "{a:?}");
+        // half a point or less between f32 and int8 is not worth a word
+        assert!(!advice(&metrics(Some(1), 30, 20, 0.99, 0.985), &opts).iter().any(|l| l.contains("int8")));
+    }
 
     #[test]
     fn generate_writes_labels_of_the_requested_alphabet_and_lengths() {

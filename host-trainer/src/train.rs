@@ -112,6 +112,37 @@ pub struct Outcome {
     pub history: Vec<Epoch>,
     pub best_epoch: usize,
     pub stopped_early: bool,
+    /// The first epoch whose model read something ([`first_reading`]); `None`: it never left the plateau.
+    pub first_reading: Option<usize>,
+}
+
+/// CTC's blank plateau: a model whose validation CER is at least this reads (almost) nothing. Fresh
+/// models output blanks only (CER 1) for their first epochs, sometimes for dozens on hard styles.
+pub const PLATEAU_CER: f64 = 0.9;
+
+/// Early stopping's patience while a model still reads nothing: this many epochs since the best
+/// validation loss (or `patience`, if larger). The cap exists so that a run that cannot learn still ends
+/// (at `epochs` at the latest, where the summary says it read nothing).
+pub const PLATEAU_PATIENCE: usize = 40;
+
+/// The first epoch of `history` whose validation CER is below [`PLATEAU_CER`].
+pub fn first_reading(history: &[Epoch]) -> Option<usize> {
+    history.iter().find(|e| e.val.cer < PLATEAU_CER).map(|e| e.epoch)
+}
+
+/// Whether early stopping ends a run after the epochs of `history`: `patience` epochs past the best
+/// validation loss, counted from when the model first read something; [`PLATEAU_PATIENCE`] while it
+/// reads nothing (a falling loss on the plateau is not the model reading, and a rising one is not the
+/// end of its learning).
+pub fn early_stop(history: &[Epoch], best_epoch: usize, patience: usize) -> bool {
+    let Some(done) = history.last().map(|e| e.epoch) else { return false };
+    if best_epoch == 0 {
+        return false;
+    }
+    match first_reading(history) {
+        Some(first) => done >= best_epoch.max(first) + patience,
+        None => done >= best_epoch + patience.max(PLATEAU_PATIENCE),
+    }
 }
 
 /// Adam (Kingma & Ba) with Keras's epsilon, written out so that its moments can be checkpointed.
@@ -317,12 +348,21 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     let n_batches = train_set.len().div_ceil(opts.batch_size);
     let mut stopped_early = false;
     for epoch in state.epochs_done + 1..=opts.epochs {
-        if state.epochs_done >= state.best_epoch + opts.patience && state.best_epoch > 0 {
+        if early_stop(&state.history, state.best_epoch, opts.patience) {
             stopped_early = true;
+            if first_reading(&state.history).is_none() {
+                eprintln!(
+                    "no better validation loss for {} epochs and the model still reads nothing (CTC plateau)",
+                    epoch - 1 - state.best_epoch
+                );
+            }
             break;
         }
         if opts.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > 60.0 * m) {
             eprintln!("time limit of {} minutes reached", opts.max_minutes.unwrap_or_default());
+            if first_reading(&state.history).is_none() {
+                eprintln!("the model still reads nothing (CTC plateau): it needs more time (--max-minutes)");
+            }
             break;
         }
         let t0 = Instant::now();
@@ -407,9 +447,10 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         model: model.fold_batch_norm(),
         train: train_set,
         val: val_set,
-        history: state.history,
         best_epoch: state.best_epoch,
         stopped_early,
+        first_reading: first_reading(&state.history),
+        history: state.history,
     })
 }
 
@@ -501,6 +542,42 @@ pub fn seed_parameter_count(classes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Epochs 1..=n with validation CER `cer(epoch)`.
+    fn history(n: usize, cer: impl Fn(usize) -> f64) -> Vec<Epoch> {
+        (1..=n)
+            .map(|epoch| Epoch {
+                epoch,
+                loss: 15.0,
+                val_loss: 15.0,
+                val: Accuracy { sequence: 0.0, cer: cer(epoch) },
+                seconds: 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn early_stopping_waits_while_the_model_reads_nothing() {
+        // On the plateau throughout, best loss at epoch 17: patience 10 would stop at 27 (as it did on a
+        // hard style); the plateau's patience waits until 57.
+        assert!(!early_stop(&history(27, |_| 1.0), 17, 10));
+        assert!(!early_stop(&history(56, |_| 1.0), 17, 10));
+        assert!(early_stop(&history(57, |_| 1.0), 17, 10));
+        assert_eq!(first_reading(&history(57, |_| 1.0)), None);
+        // A patience above the plateau's is kept.
+        assert!(!early_stop(&history(60, |_| 1.0), 17, 50));
+        // Off the plateau at epoch 35 (CER below 0.9), best loss still at 17: patience counts from 35.
+        let left = |e: usize| if e >= 35 { 0.5 } else { 1.0 };
+        assert_eq!(first_reading(&history(44, left)), Some(35));
+        assert!(!early_stop(&history(44, left), 17, 10));
+        assert!(early_stop(&history(45, left), 17, 10));
+        // Reading from the start: the seed's rule, patience epochs past the best.
+        assert!(!early_stop(&history(19, |_| 0.1), 10, 10));
+        assert!(early_stop(&history(20, |_| 0.1), 10, 10));
+        // No epoch yet, or no best: never.
+        assert!(!early_stop(&[], 0, 10));
+        assert!(!early_stop(&history(5, |_| 0.1), 0, 1));
+    }
 
     #[test]
     fn learning_rate_halves_after_a_plateau_and_stops_at_its_floor() {

@@ -550,7 +550,7 @@ mod dsp {
     /// Runs the whole groups it can and returns how many it ran (the caller finishes the rest).
     pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) -> usize {
         // LDRD needs word-aligned addresses.
-        if block.as_ptr() as usize % 4 != 0 || acc.is_empty() || acc.len() > 4 {
+        if !(block.as_ptr() as usize).is_multiple_of(4) || acc.is_empty() || acc.len() > 4 {
             return 0;
         }
         // The row's groups, its last one whole when the tensor holds the bytes; within the block.
@@ -587,7 +587,12 @@ mod dsp {
     /// one LDRD of the inputs, then per row a weight load, two SXTB16 and two SMLAD.
     pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> Option<[i32; 2]> {
         let groups = k / 4;
-        if block.as_ptr() as usize % 4 != 0 || k % 4 != 0 || w.len() < 2 * k || block.len() < k || groups == 0 {
+        if !(block.as_ptr() as usize).is_multiple_of(4)
+            || !k.is_multiple_of(4)
+            || w.len() < 2 * k
+            || block.len() < k
+            || groups == 0
+        {
             return None;
         }
         // SAFETY: checked above: `w` holds both rows, `block` is word-aligned and holds the groups.
@@ -648,7 +653,11 @@ mod dsp {
         let groups = x.len() / 4;
         let first = (k0 / 4 * cols + col) * 4; // slot of input k0
         let last_end = first + groups.saturating_sub(1) * 4 * cols + 4;
-        if k0 % 4 != 0 || x.len() % 4 != 0 || block.as_ptr() as usize % 4 != 0 || last_end > block.len() || col >= cols
+        if !k0.is_multiple_of(4)
+            || !x.len().is_multiple_of(4)
+            || !(block.as_ptr() as usize).is_multiple_of(4)
+            || last_end > block.len()
+            || col >= cols
         {
             return false;
         }
@@ -656,7 +665,7 @@ mod dsp {
         let zp2 = u32::from(zp as i16 as u16) * 0x0001_0001;
         let mut dst = block.as_mut_ptr().wrapping_add(first).cast::<u32>();
         for four in x.chunks_exact(4) {
-            let word = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
+            let word = <[i8; 4]>::try_from(four).map_or(0, |b| u32::from_le_bytes(b.map(|v| v as u8)));
             let (even, odd): (u32, u32);
             // SAFETY: registers only (SSUB16 sets the GE flags, which nothing reads).
             unsafe {
@@ -690,10 +699,10 @@ mod dsp {
     pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) -> usize {
         let groups = k.div_ceil(4);
         if groups == 0
-            || block.as_ptr() as usize % 4 != 0
+            || !(block.as_ptr() as usize).is_multiple_of(4)
             || block.len() < 4 * groups * cols
             || !matches!(cols, 1 | 2 | 4)
-            || (cols == 1 && k % 4 != 0)
+            || (cols == 1 && !k.is_multiple_of(4))
         {
             return 0;
         }
@@ -719,6 +728,7 @@ mod dsp {
                     if n1 > 0 {
                         columns!(wp, xp, n1, 1, c0 c1 c2 c3);
                     }
+                    let _ = (wp, xp); // advanced by the last loop, not needed after it
                     *a = [c0, c1, c2, c3];
                 }
             }
@@ -732,6 +742,7 @@ mod dsp {
                     if n1 > 0 {
                         columns!(wp, xp, n1, 1, c0 c1);
                     }
+                    let _ = (wp, xp);
                     *a = [c0, c1, c2, c3];
                 }
             }
@@ -746,6 +757,7 @@ mod dsp {
                 if let [a] = pairs.into_remainder() {
                     let (mut wp, mut xp, mut c0) = (row(rows - 1), block.as_ptr(), a[0]);
                     columns!(wp, xp, groups, 1, c0);
+                    let _ = (wp, xp);
                     a[0] = c0;
                 }
             }
@@ -902,6 +914,8 @@ impl Kernels for I8 {
         (i16::from(p) - 128) as i8
     }
 
+    // `COLLECTED > 0` is constant per target (false on Arm): the branch it picks is the target's path.
+    #[allow(clippy::absurd_extreme_comparisons)]
     fn lstm_input(l: &LstmI8<'_>, xs: &[&[i8]], gates: &mut [i32], block: &mut [i16]) {
         // The steps' inputs, prepared once, as the columns of one block: each weight row is read once.
         let cols = xs.len().min(LSTM_STEPS_AT_ONCE);
@@ -941,6 +955,8 @@ impl Kernels for I8 {
         }
     }
 
+    // `COLLECTED > 0` is constant per target (false on Arm): the branch it picks is the target's path.
+    #[allow(clippy::absurd_extreme_comparisons)]
     fn lstm_recur(l: &LstmI8<'_>, gates: &mut [i32], h: &mut [i8], c: &mut [i16], block: &mut [i16]) {
         // The previous state (zero point 0), prepared once for all 4L gate rows.
         let Some(hb) =

@@ -45,15 +45,16 @@ pub const LUT_LEN: usize = 513;
 /// word, then again in the shift), so results can differ from TFLM's by one.
 #[inline]
 pub fn requantize(acc: i32, mult: i32, shift: i32) -> i32 {
-    let n = (31 - shift).clamp(1, 62) as u32;
-    if n >= 33 {
-        // The same value from the product's high word alone (the quantizer's usual case, M < 1/2): the
-        // rounding term has no low word, so ⌊(P + 2^(n−1)) / 2^n⌋ = ⌊(hi + 2^(n−33)) / 2^(n−32)⌋ for
-        // P = hi · 2^32 + lo, 0 ≤ lo < 2^32. |hi| ≤ 2^30, so neither the sum nor the result can overflow,
-        // and no clamp is needed. A Cortex-M4 does it in four instructions instead of about twenty.
+    if (-31..=-2).contains(&shift) {
+        let n = (31 - shift) as u32; // 33..=62
+                                     // n ≥ 33: the same value from the product's high word alone (the quantizer's usual case, M < 1/2): the
+                                     // rounding term has no low word, so ⌊(P + 2^(n−1)) / 2^n⌋ = ⌊(hi + 2^(n−33)) / 2^(n−32)⌋ for
+                                     // P = hi · 2^32 + lo, 0 ≤ lo < 2^32. |hi| ≤ 2^30, so neither the sum nor the result can overflow,
+                                     // and no clamp is needed. A Cortex-M4 does it in four instructions instead of about twenty.
         let hi = ((i64::from(acc) * i64::from(mult)) >> 32) as i32;
         return (hi + (1 << (n - 33))) >> (n - 32);
     }
+    let n = (31 - shift).clamp(1, 62) as u32;
     let prod = i64::from(acc) * i64::from(mult) + (1i64 << (n - 1));
     (prod >> n).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }

@@ -217,10 +217,11 @@ pub fn dot_rows2_portable(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
 }
 
 /// `acc[r][c] += Σ_j w_r[j] · x_c[j]` for the weight rows `w_r = w[r·k ..][..k]` (`r < acc.len()`) and
-/// the `cols` columns of `block`: what a layer computes for up to [`KERNEL_ROWS`] outputs. On x86-64 with AVX2
-/// four rows go through one kernel pass (`avx2`); elsewhere rows go one at a time through
-/// [`dot_block`], or two at a time through [`dot_rows2`] when there is one column. Always inlined, so
-/// that each caller's column count picks its kernel variant at compile time.
+/// the `cols` columns of `block`: what a layer computes for up to [`ROWS_AT_ONCE`] outputs. With the Arm
+/// DSP kernels all rows go through one many-rows pass (`dsp::rows`); on x86-64 with AVX2 four rows go
+/// through one kernel pass (`avx2`); elsewhere rows go one at a time through [`dot_block`], or two at a
+/// time through [`dot_rows2`] when there is one column. Always inlined, so that each caller's column
+/// count picks its kernel variant at compile time.
 #[inline(always)]
 pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]

@@ -116,8 +116,8 @@ pub trait Mac {
 }
 
 /// Most weight rows a kernel takes in one pass over a block: the x86-64 AVX2 kernels then load each
-/// input once for four rows. An LSTM's recurrent half always hands its gate rows over four at a time
-/// (on the Cortex-M4 they then go two at a time, through `dot_rows2`).
+/// input once for four rows. An LSTM's recurrent half hands its gate rows over four at a time (a whole
+/// chunk of 64 with the Arm DSP kernels, whose many-rows pass takes them two at a time).
 pub const KERNEL_ROWS: usize = 4;
 
 /// Conv, dense and LSTM-input outputs computed in one pass: [`KERNEL_ROWS`] on x86-64; 64 with the Arm

@@ -790,15 +790,12 @@ impl Mac for LinearI8<'_> {
         dot_rows(self.w.get(o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
     fn finish(&self, o: usize, acc: i32) -> i8 {
-        let v = self.zp_out.saturating_add(requantize(acc, self.mult.get(o), self.shift.get(o)));
-        v.clamp(self.lowest(), 127) as i8
+        self.output(acc, self.mult.get(o), self.shift.get(o))
     }
     fn finish_pooled(&self, o: usize, acc: &[[i32; 4]], out: &mut [i8]) {
         // `finish` of each window's largest, walking the multipliers and shifts instead of indexing them.
-        let (zp, lo) = (self.zp_out, self.lowest());
         for (((v, a), mult), shift) in out.iter_mut().zip(acc).zip(self.mult.from(o)).zip(self.shift.from(o)) {
-            let best = a[0].max(a[1]).max(a[2].max(a[3]));
-            *v = zp.saturating_add(requantize(best, mult, shift)).clamp(lo, 127) as i8;
+            *v = self.output(a[0].max(a[1]).max(a[2].max(a[3])), mult, shift);
         }
     }
     fn gather(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8]) {
@@ -832,6 +829,12 @@ impl LinearI8<'_> {
             zp_out: self.zp_out,
             lo: self.lowest(),
         }
+    }
+    /// The int8 output of accumulator `acc` with its multiplier and shift: requantized, shifted by the
+    /// output zero point, clamped to [`LinearI8::lowest`]..=127.
+    #[inline(always)]
+    fn output(&self, acc: i32, mult: i32, shift: i32) -> i8 {
+        self.zp_out.saturating_add(requantize(acc, mult, shift)).clamp(self.lowest(), 127) as i8
     }
     /// The lowest output: the zero point (real 0) with ReLU, else −128.
     fn lowest(&self) -> i32 {

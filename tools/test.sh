@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test: the host workspace (unit, integration and equivalence
-# tests), clippy (no warnings anywhere, no-panic rules in core-infer), the API docs of core-infer,
+# tests, the CLI's hostile cases, the fuzz corpus replayed), the same for core-infer and the hostile
+# inputs with overflow checks on, clippy (no warnings anywhere, no-panic rules in core-infer), the API docs of core-infer,
 # core-infer built for a Cortex-M4F, and the firmware in QEMU.
 # `.ci/run` calls this script.
 set -euo pipefail
@@ -13,6 +14,9 @@ bash tools/setup.sh all
 
 step "host tests (release build: libtorch and tract compile once)"
 cargo test --release --workspace
+
+step "hostile inputs and kernel proptests again with overflow checks (profile checked): an overflow fails"
+cargo test --profile checked -p core-infer -p fuzz-models
 
 step "core-infer: clippy denies unwrap/expect/panic/indexing in non-test code"
 cargo clippy --release -p core-infer --features std -- -D warnings

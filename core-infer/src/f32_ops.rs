@@ -2,7 +2,8 @@
 //! Weights stay in the model bytes and are read little-endian in place (model data is only 1-byte aligned).
 
 use crate::block::{block_len, load};
-use crate::format::{Arch, DType, ModelFile};
+use crate::format::names::{self, Spec};
+use crate::format::{Arch, ModelFile, Precision};
 use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
 
@@ -22,8 +23,9 @@ impl<'a> F32s<'a> {
     }
 }
 
-fn f32s<'a>(file: &ModelFile<'a>, name: &str, shape: &[usize]) -> Result<F32s<'a>, Error> {
-    Ok(F32s(file.tensor(name, DType::F32, shape)?.data))
+/// The values of `layer.part`, checked against the schema of `specs` ([`names::tensors`]).
+fn f32s<'a>(file: &ModelFile<'a>, specs: &[Spec], layer: &str, part: &str) -> Result<F32s<'a>, Error> {
+    Ok(F32s(file.get(names::find(specs, layer, part).ok_or(Error::MissingTensor)?)?.data))
 }
 
 /// A conv 3×3 or dense layer: weights `[out, segments, segment_len]`, bias `[out]`, optional ReLU.
@@ -37,16 +39,13 @@ pub struct LinearF32<'a> {
 }
 
 impl<'a> LinearF32<'a> {
-    fn load(file: &ModelFile<'a>, name: &str, shape: &[usize], relu: bool) -> Result<Self, Error> {
-        let mut key = heapless::String::<40>::new();
+    fn load(file: &ModelFile<'a>, specs: &[Spec], name: &str, relu: bool) -> Result<Self, Error> {
+        let shape = names::find(specs, name, "weight").ok_or(Error::MissingTensor)?.shape();
         let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
         let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
         let per_out: usize = shape.iter().skip(1).product();
-        key.push_str(name).and_then(|_| key.push_str(".weight")).map_err(|_| Error::Capacity)?;
-        let w = f32s(file, &key, shape)?;
-        key.clear();
-        key.push_str(name).and_then(|_| key.push_str(".bias")).map_err(|_| Error::Capacity)?;
-        let b = f32s(file, &key, &[outputs])?;
+        let w = f32s(file, specs, name, "weight")?;
+        let b = f32s(file, specs, name, "bias")?;
         Ok(LinearF32 { w, b, outputs, segments: per_out / segment_len.max(1), segment_len, relu })
     }
 }
@@ -144,15 +143,13 @@ pub struct LstmF32<'a> {
 }
 
 impl<'a> LstmF32<'a> {
-    fn load(file: &ModelFile<'a>, prefix: &str, n_in: usize, hidden: usize) -> Result<Self, Error> {
-        let name = |part: &str| {
-            let mut s = heapless::String::<40>::new();
-            s.push_str(prefix).and_then(|_| s.push_str(part)).map(|_| s).map_err(|_| Error::Capacity)
-        };
+    fn load(file: &ModelFile<'a>, specs: &[Spec], prefix: &str) -> Result<Self, Error> {
+        let w_ih = names::find(specs, prefix, "w_ih").ok_or(Error::MissingTensor)?.shape();
+        let (hidden, n_in) = (w_ih.first().map_or(0, |r| r / 4), w_ih.last().copied().unwrap_or(0));
         Ok(LstmF32 {
-            w_ih: f32s(file, &name(".w_ih")?, &[4 * hidden, n_in])?,
-            w_hh: f32s(file, &name(".w_hh")?, &[4 * hidden, hidden])?,
-            b: f32s(file, &name(".bias")?, &[4 * hidden])?,
+            w_ih: f32s(file, specs, prefix, "w_ih")?,
+            w_hh: f32s(file, specs, prefix, "w_hh")?,
+            b: f32s(file, specs, prefix, "bias")?,
             n_in,
             hidden,
         })
@@ -174,14 +171,15 @@ impl Kernels for F32 {
 
     fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
         let a: Arch = file.arch;
-        let [c1, c2, d1, l1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm1, a.lstm2, a.classes].map(usize::from);
+        let specs = names::tensors(Precision::F32, &a);
+        let lstm = |prefix| LstmF32::load(file, &specs, prefix);
         Ok(Net {
-            conv1: LinearF32::load(file, "conv1", &[c1, 3, 3, 1], true)?,
-            conv2: LinearF32::load(file, "conv2", &[c2, 3, 3, c1], true)?,
-            dense1: LinearF32::load(file, "dense1", &[d1, a.features()], true)?,
-            lstm1: [LstmF32::load(file, "lstm1.fwd", d1, l1)?, LstmF32::load(file, "lstm1.bwd", d1, l1)?],
-            lstm2: [LstmF32::load(file, "lstm2.fwd", 2 * l1, l2)?, LstmF32::load(file, "lstm2.bwd", 2 * l1, l2)?],
-            dense2: LinearF32::load(file, "dense2", &[k, 2 * l2], false)?,
+            conv1: LinearF32::load(file, &specs, "conv1", true)?,
+            conv2: LinearF32::load(file, &specs, "conv2", true)?,
+            dense1: LinearF32::load(file, &specs, "dense1", true)?,
+            lstm1: [lstm("lstm1.fwd")?, lstm("lstm1.bwd")?],
+            lstm2: [lstm("lstm2.fwd")?, lstm("lstm2.bwd")?],
+            dense2: LinearF32::load(file, &specs, "dense2", false)?,
         })
     }
 

@@ -12,20 +12,11 @@
 //! - LSTM: gate pre-activations in Q3.12 (i32), sigmoid and tanh from 513-entry Q15 tables over [−8, 8)
 //!   with linear interpolation, cell state Q4.11 in i16.
 //!
-//! Extra tensors of an int8 file (besides the f32 file's names, now `i8` weights and `i32` biases):
-//!
-//! | name | dtype, shape | meaning |
-//! |---|---|---|
-//! | `{conv1,conv2,dense1,dense2}.mult`, `.shift` | i32 `[out]` | requantization multiplier (Q31) and shift per output |
-//! | `{conv1,conv2,dense1,dense2}.zp` | i32 `[2]` | zero points of the input and output activations |
-//! | `lstmN.{fwd,bwd}.mult_ih`, `.shift_ih`, `.mult_hh`, `.shift_hh` | i32 `[4]` | per gate, accumulators → Q3.12 |
-//! | `lstmN.{fwd,bwd}.zp` | i32 `[1]` | zero point of the LSTM input |
-//! | `lstmN.{fwd,bwd}.bias` | i32 `[4L]` | `b_ih + b_hh` in Q3.12 |
-//! | `lut.sigmoid`, `lut.tanh` | i16 `[513]` | Q15 values at −8 + k/32 |
-//! | `scores.scale` | f32 `[1]` | dense2's output scale, only to dequantize scores for people and tests |
+//! The tensors of an int8 file, quantization parameters included, are listed in [`crate::format::names`].
 
 use crate::block::{block_len, load};
-use crate::format::{Arch, DType, ModelFile};
+use crate::format::names::{self, Spec};
+use crate::format::{Arch, ModelFile, Precision};
 use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
 
@@ -36,8 +27,7 @@ pub struct I8;
 pub const GATE_FRAC: u32 = 12;
 /// Fractional bits of the LSTM cell state.
 pub const CELL_FRAC: u32 = 11;
-/// Table entries: −8 .. 8 in steps of 1/32, plus the end point.
-pub const LUT_LEN: usize = 513;
+pub use crate::format::names::LUT_LEN;
 
 /// `round(acc · mult · 2^(shift − 31))`, rounding halves up; `mult` in Q31, `shift` in −31..=30: the
 /// 64-bit product plus `2^(n − 1)`, shifted right by `n = 31 − shift` (floor), clamped to i32. Unlike
@@ -103,14 +93,9 @@ impl<'a> Lut<'a> {
     }
 }
 
-fn bytes<'a>(file: &ModelFile<'a>, name: &str, dtype: DType, shape: &[usize]) -> Result<&'a [u8], Error> {
-    Ok(file.tensor(name, dtype, shape)?.data)
-}
-
-fn key(prefix: &str, part: &str) -> Result<heapless::String<40>, Error> {
-    let mut s = heapless::String::new();
-    s.push_str(prefix).and_then(|_| s.push_str(part)).map_err(|_| Error::Capacity)?;
-    Ok(s)
+/// The bytes of `layer.part`, checked against the schema of `specs` ([`names::tensors`]).
+fn bytes<'a>(file: &ModelFile<'a>, specs: &[Spec], layer: &str, part: &str) -> Result<&'a [u8], Error> {
+    Ok(file.get(names::find(specs, layer, part).ok_or(Error::MissingTensor)?)?.data)
 }
 
 /// Checks that every shift keeps [`requantize`] within its documented range.
@@ -137,21 +122,22 @@ pub struct LinearI8<'a> {
 }
 
 impl<'a> LinearI8<'a> {
-    fn load(file: &ModelFile<'a>, name: &str, shape: &[usize], relu: bool) -> Result<Self, Error> {
+    fn load(file: &ModelFile<'a>, specs: &[Spec], name: &str, relu: bool) -> Result<Self, Error> {
+        let shape = names::find(specs, name, "weight").ok_or(Error::MissingTensor)?.shape();
         let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
         let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
         let per_out: usize = shape.iter().skip(1).product();
-        let zp = I32s(bytes(file, &key(name, ".zp")?, DType::I32, &[2])?);
-        let shift = I32s(bytes(file, &key(name, ".shift")?, DType::I32, &[outputs])?);
+        let zp = I32s(bytes(file, specs, name, "zp")?);
+        let shift = I32s(bytes(file, specs, name, "shift")?);
         check_shifts(shift, outputs)?;
         let (zp_in, zp_out) = (zp.get(0), zp.get(1));
         if !(-128..=127).contains(&zp_in) || !(-128..=127).contains(&zp_out) {
             return Err(Error::BadTensor);
         }
         Ok(LinearI8 {
-            w: bytes(file, &key(name, ".weight")?, DType::I8, shape)?,
-            b: I32s(bytes(file, &key(name, ".bias")?, DType::I32, &[outputs])?),
-            mult: I32s(bytes(file, &key(name, ".mult")?, DType::I32, &[outputs])?),
+            w: bytes(file, specs, name, "weight")?,
+            b: I32s(bytes(file, specs, name, "bias")?),
+            mult: I32s(bytes(file, specs, name, "mult")?),
             shift,
             zp_in,
             zp_out,
@@ -863,28 +849,30 @@ pub struct LstmI8<'a> {
 }
 
 impl<'a> LstmI8<'a> {
-    fn load(file: &ModelFile<'a>, prefix: &str, n_in: usize, hidden: usize) -> Result<Self, Error> {
-        let i32s = |part: &str, n: usize| Ok::<_, Error>(I32s(bytes(file, &key(prefix, part)?, DType::I32, &[n])?));
-        let (shift_ih, shift_hh) = (i32s(".shift_ih", 4)?, i32s(".shift_hh", 4)?);
+    fn load(file: &ModelFile<'a>, specs: &[Spec], prefix: &str) -> Result<Self, Error> {
+        let w_ih = names::find(specs, prefix, "w_ih").ok_or(Error::MissingTensor)?.shape();
+        let (hidden, n_in) = (w_ih.first().map_or(0, |r| r / 4), w_ih.last().copied().unwrap_or(0));
+        let i32s = |part: &str| Ok::<_, Error>(I32s(bytes(file, specs, prefix, part)?));
+        let (shift_ih, shift_hh) = (i32s("shift_ih")?, i32s("shift_hh")?);
         check_shifts(shift_ih, 4)?;
         check_shifts(shift_hh, 4)?;
-        let zp_in = i32s(".zp", 1)?.get(0);
+        let zp_in = i32s("zp")?.get(0);
         if !(-128..=127).contains(&zp_in) {
             return Err(Error::BadTensor);
         }
         Ok(LstmI8 {
-            w_ih: bytes(file, &key(prefix, ".w_ih")?, DType::I8, &[4 * hidden, n_in])?,
-            w_hh: bytes(file, &key(prefix, ".w_hh")?, DType::I8, &[4 * hidden, hidden])?,
-            b: i32s(".bias", 4 * hidden)?,
-            mult_ih: i32s(".mult_ih", 4)?,
+            w_ih: bytes(file, specs, prefix, "w_ih")?,
+            w_hh: bytes(file, specs, prefix, "w_hh")?,
+            b: i32s("bias")?,
+            mult_ih: i32s("mult_ih")?,
             shift_ih,
-            mult_hh: i32s(".mult_hh", 4)?,
+            mult_hh: i32s("mult_hh")?,
             shift_hh,
             zp_in,
             n_in,
             hidden,
-            sigmoid: Lut::new(bytes(file, "lut.sigmoid", DType::I16, &[LUT_LEN])?).ok_or(Error::ShapeMismatch)?,
-            tanh: Lut::new(bytes(file, "lut.tanh", DType::I16, &[LUT_LEN])?).ok_or(Error::ShapeMismatch)?,
+            sigmoid: Lut::new(bytes(file, specs, "lut", "sigmoid")?).ok_or(Error::ShapeMismatch)?,
+            tanh: Lut::new(bytes(file, specs, "lut", "tanh")?).ok_or(Error::ShapeMismatch)?,
         })
     }
 }
@@ -900,18 +888,20 @@ impl Kernels for I8 {
 
     fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
         let a: Arch = file.arch;
-        let [c1, c2, d1, l1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm1, a.lstm2, a.classes].map(usize::from);
-        // The largest dot product (dense1: features inputs) must fit i32: 255 · 255 per term.
-        if a.features().max(9 * c1).max(2 * l1).max(d1) > 32_000 {
+        let [c1, d1, l1, l2] = [a.conv1, a.dense1, a.lstm1, a.lstm2].map(usize::from);
+        // The longest dot product (dense1's features, usually) must fit i32: 255 · 255 per term.
+        if a.features().max(9 * c1).max(d1).max(2 * l1).max(2 * l2) > 32_000 {
             return Err(Error::Capacity);
         }
+        let specs = names::tensors(Precision::Int8, &a);
+        let lstm = |prefix| LstmI8::load(file, &specs, prefix);
         Ok(Net {
-            conv1: LinearI8::load(file, "conv1", &[c1, 3, 3, 1], true)?,
-            conv2: LinearI8::load(file, "conv2", &[c2, 3, 3, c1], true)?,
-            dense1: LinearI8::load(file, "dense1", &[d1, a.features()], true)?,
-            lstm1: [LstmI8::load(file, "lstm1.fwd", d1, l1)?, LstmI8::load(file, "lstm1.bwd", d1, l1)?],
-            lstm2: [LstmI8::load(file, "lstm2.fwd", 2 * l1, l2)?, LstmI8::load(file, "lstm2.bwd", 2 * l1, l2)?],
-            dense2: LinearI8::load(file, "dense2", &[k, 2 * l2], false)?,
+            conv1: LinearI8::load(file, &specs, "conv1", true)?,
+            conv2: LinearI8::load(file, &specs, "conv2", true)?,
+            dense1: LinearI8::load(file, &specs, "dense1", true)?,
+            lstm1: [lstm("lstm1.fwd")?, lstm("lstm1.bwd")?],
+            lstm2: [lstm("lstm2.fwd")?, lstm("lstm2.bwd")?],
+            dense2: LinearI8::load(file, &specs, "dense2", false)?,
         })
     }
 
@@ -1061,9 +1051,10 @@ pub fn cell(sigmoid: Lut<'_>, tanh: Lut<'_>, [i, f, g, o]: [&[i32]; 4], h: &mut 
 
 /// The dequantization scale of dense2's output (for scores shown to people and tests).
 pub(crate) fn scores_scale(file: &ModelFile<'_>) -> Result<(f32, i32), Error> {
-    let s = bytes(file, "scores.scale", DType::F32, &[1])?;
+    let specs = names::tensors(Precision::Int8, &file.arch);
+    let s = bytes(file, &specs, "scores", "scale")?;
     let scale = s.try_into().map(f32::from_le_bytes).map_err(|_| Error::BadTensor)?;
-    let zp = I32s(bytes(file, "dense2.zp", DType::I32, &[2])?).get(1);
+    let zp = I32s(bytes(file, &specs, "dense2", "zp")?).get(1);
     if !scale.is_finite() || scale <= 0.0 {
         return Err(Error::BadTensor);
     }

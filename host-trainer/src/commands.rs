@@ -100,7 +100,11 @@ pub fn train(
         out.display()
     );
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the output folder", out.display()))?;
-    let outcome = train::train(&data, opts, out, resume)?;
+    let mut outcome = train::train(&data, opts, out, resume)?;
+    if let Source::Folder(dir) = source {
+        // Recorded in model.json, where `quantize` looks for calibration images by default.
+        outcome.model.spec.data = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+    }
     let model = &outcome.model;
     eprintln!("best epoch {}: saving to {}", outcome.best_epoch, out.display());
     model.save(&out.join("model.ot"))?;
@@ -231,16 +235,53 @@ pub fn eval(models: &[PathBuf], dir: &Path, on_bad: OnBad) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// `quantize`: the int8 model file from tch weights, calibrated on images of `calibration`.
-pub fn quantize(weights: &Path, calibration: &Source, out: &Path) -> anyhow::Result<()> {
+/// `quantize`: the int8 model file from tch weights, calibrated on images like its training data: the
+/// folder `calibration`, else the folder the model was trained on (its `model.json` records it), else,
+/// for a model of the synthetic captchas' size and alphabet, 256 synthetic captchas. Any other model
+/// needs a folder: calibrating it on synthetic captchas of another size would fail, and of another
+/// alphabet or style would quietly choose the wrong ranges.
+pub fn quantize(weights: &Path, calibration: Option<&Path>, out: &Path) -> anyhow::Result<()> {
     let model = Trained::load(weights)?;
-    let data = match calibration {
-        Source::Folder(dir) => {
-            let rules = LabelRules::default();
-            let size = (usize::from(model.spec.height), usize::from(model.spec.width));
-            data::load_dir(dir, Some(size), &rules, OnBad::Skip)?.0
+    let spec = &model.spec;
+    let size = (usize::from(spec.height), usize::from(spec.width));
+    let folder = match (calibration, &spec.data) {
+        (Some(dir), _) => Some(dir.to_path_buf()),
+        (None, Some(dir)) if dir.is_dir() => {
+            eprintln!("calibrating on {}, the folder the model was trained on", dir.display());
+            Some(dir.clone())
         }
-        Source::Synthetic { count } => data::synthetic(captcha_synth::Config::default(), 42, 0, *count)?,
+        (None, Some(dir)) => bail!(
+            "{}: the model was trained on {}, which is gone; give calibration images of its style with --data",
+            weights.display(),
+            dir.display()
+        ),
+        (None, None) => None,
+    };
+    let data = match folder {
+        Some(dir) => {
+            let rules = LabelRules::default();
+            data::load_dir(&dir, Some(size), &rules, OnBad::Skip)?.0
+        }
+        None => {
+            let synth = captcha_synth::Config::default();
+            let like = (usize::from(synth.height), usize::from(synth.width)) == size
+                && spec.alphabet == synth.alphabet
+                && usize::from(spec.max_label_len) == usize::from(synth.max_len);
+            if !like {
+                bail!(
+                    "{}: the model reads {}x{} images of {:?}, unlike the synthetic captchas ({}x{}, {:?}) that \
+                     calibrate by default; give calibration images of its style with --data",
+                    weights.display(),
+                    spec.width,
+                    spec.height,
+                    spec.alphabet,
+                    synth.width,
+                    synth.height,
+                    synth.alphabet
+                );
+            }
+            data::synthetic(synth, 42, 0, 256)?
+        }
     };
     let w = export::Weights::from_tch(&model)?;
     let cal = quantize::write(&model, &w, &data, out)?;

@@ -21,8 +21,8 @@ pub enum DataError {
     Label { path: PathBuf, label: String, reason: String },
     #[error("{0}: cannot list the folder: {1}")]
     Io(PathBuf, std::io::Error),
-    #[error("{what}: every image was skipped as bad; nothing to train on")]
-    AllSkipped { what: PathBuf },
+    #[error("{what}: all {skipped} images were skipped as unreadable or badly labelled; none left to use")]
+    AllSkipped { what: PathBuf, skipped: usize },
 }
 
 /// Images of one size with their labels.
@@ -124,27 +124,59 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<u8>, D
     Ok(to_gray(&img, height, width))
 }
 
+/// Longest side of an image this tool decodes, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Most memory one image may take while decoded: a small file that decompresses to more (a
+/// "decompression bomb", e.g. a 20000×20000 PNG of zeros in 400 KB) is refused by name.
+pub const MAX_DECODED_BYTES: u64 = 128 << 20;
+
 fn read_image(path: &Path) -> Result<image::DynamicImage, DataError> {
     let err = |reason: String| DataError::Image { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     if bytes.is_empty() {
         return Err(err("the file is empty".into()));
     }
-    let img = image::load_from_memory(&bytes).map_err(|e| err(e.to_string()))?;
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| err(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => err(format!(
+            "{e}: this tool decodes images of at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels and {} MiB",
+            MAX_DECODED_BYTES >> 20
+        )),
+        e => err(e.to_string()),
+    })?;
     if img.width() == 0 || img.height() == 0 {
         return Err(err("the image has no pixels".into()));
     }
     Ok(img)
 }
 
-/// Grayscale (luma, alpha composited on white as the seed's decode_png with 1 channel drops it) and a
-/// bilinear resize to `height × width`.
+/// Grayscale (luma; an image with alpha is composited on white first, so a transparent background reads
+/// as paper, not as black) and a bilinear resize to `height × width`.
 pub fn to_gray(img: &image::DynamicImage, height: usize, width: usize) -> Vec<u8> {
-    let gray = img.to_luma8();
+    let gray = if img.color().has_alpha() {
+        image::DynamicImage::ImageRgb8(on_white(&img.to_rgba8())).to_luma8()
+    } else {
+        img.to_luma8()
+    };
     if gray.width() as usize == width && gray.height() as usize == height {
         return gray.into_raw();
     }
     image::imageops::resize(&gray, width as u32, height as u32, FilterType::Triangle).into_raw()
+}
+
+/// `rgba` composited on a white background: `c·a + 255·(1 − a)` per channel, rounded.
+pub fn on_white(rgba: &image::RgbaImage) -> image::RgbImage {
+    image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let image::Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
+        let mix = |c: u8| ((u32::from(c) * u32::from(a) + 255 * (255 - u32::from(a)) + 127) / 255) as u8;
+        image::Rgb([mix(r), mix(g), mix(b)])
+    })
 }
 
 /// Lists the `.png` files of `dir`, sorted by name, so runs are reproducible.
@@ -191,7 +223,7 @@ pub fn load_dir(
         }
     }
     if good.is_empty() {
-        return Err(DataError::AllSkipped { what: dir.to_path_buf() });
+        return Err(DataError::AllSkipped { what: dir.to_path_buf(), skipped });
     }
     let (height, width) = size.unwrap_or_else(|| most_common_size(good.iter().map(|(_, _, img)| img)));
     let mut data = Dataset { height, width, ..Default::default() };

@@ -51,10 +51,13 @@ enum Command {
     },
     /// Write synthetic captchas as LABEL.png files (the look training on --synthetic uses).
     Generate {
-        #[arg(long, default_value_t = 100)]
-        count: usize,
+        /// How many captchas to write.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Folder to write them into (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Seeds the labels and the drawing: the same seed draws the same captchas.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Also draw a contact sheet of the first 24 captchas to this PNG (keep it outside --out).
@@ -83,7 +86,9 @@ enum Command {
         /// model.ot written by train (with its model.json beside it).
         #[arg(long)]
         weights: PathBuf,
-        /// Calibration images: a folder of LABEL.png (default: 256 synthetic captchas).
+        /// Calibration images: a folder of LABEL.png like the training data (default: the folder the model
+        /// was trained on, as model.json records it; for a model of the synthetic captchas' size and
+        /// alphabet, 256 synthetic captchas; otherwise --data is needed).
         #[arg(long)]
         data: Option<PathBuf>,
         /// Output folder (default: the weights' folder).
@@ -108,12 +113,14 @@ struct TrainArgs {
     #[arg(long, conflicts_with = "synthetic")]
     data: Option<PathBuf>,
     /// Train on this many synthetic captchas instead (the default when --data is not given).
-    #[arg(long)]
-    synthetic: Option<usize>,
-    #[arg(long, default_value_t = 100)]
-    epochs: usize,
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
+    synthetic: Option<u32>,
+    /// Most epochs to train (early stopping and --max-minutes may end the run sooner).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: u32,
+    /// Images per optimizer step.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
     /// Stop after this many epochs without a better validation loss (the best weights are kept).
     #[arg(long, default_value_t = 10)]
     patience: usize,
@@ -125,14 +132,15 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0, value_parser = fold)]
     fold: usize,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     lr: f64,
     /// Halve the learning rate after this many epochs without a better validation loss (0: never, the
     /// seed's recipe). Set it below --patience, e.g. 4, so the rate drops before the run stops.
     #[arg(long, default_value_t = 0)]
     lr_patience: usize,
-    /// Stop after the epoch that crosses this many minutes.
-    #[arg(long)]
+    /// Stop after the epoch that crosses this many minutes of training (with --resume, the minutes
+    /// trained before the interruption count: the run ends where an uninterrupted one would).
+    #[arg(long, value_parser = positive)]
     max_minutes: Option<f64>,
     /// Output folder (default: runs/<data folder name> or runs/synthetic).
     #[arg(long)]
@@ -167,6 +175,14 @@ fn decay(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(d) if (0.0..1.0).contains(&d) => Ok(d),
         _ => Err(format!("{s:?} is not a decay: give a number from 0 (off) up to, not including, 1")),
+    }
+}
+
+/// A number above 0 (a learning rate, minutes).
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
     }
 }
 
@@ -212,7 +228,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
         Command::Train(a) => {
             let source = match a.data {
                 Some(dir) => Source::Folder(dir),
-                None => Source::Synthetic { count: a.synthetic.unwrap_or(DEFAULT_SYNTHETIC) },
+                None => Source::Synthetic { count: a.synthetic.map_or(DEFAULT_SYNTHETIC, |n| n as usize) },
             };
             let out = a.out.unwrap_or_else(|| PathBuf::from("runs").join(source.name()));
             commands::check_out_dir(&out)?;
@@ -221,8 +237,8 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 train::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
             })?;
             let opts = train::Options {
-                epochs: a.epochs,
-                batch_size: a.batch_size.max(1),
+                epochs: a.epochs as usize,
+                batch_size: a.batch_size as usize,
                 patience: a.patience,
                 seed: a.seed,
                 fold: a.fold,
@@ -278,12 +294,11 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 height,
                 ..captcha_synth::Config::default()
             };
-            commands::generate(config, count, seed, &out, sheet.as_deref(), colour)?
+            commands::generate(config, count as usize, seed, &out, sheet.as_deref(), colour)?
         }
         Command::Quantize { weights, data, out } => {
             let out = out.unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());
-            let source = data.map_or(Source::Synthetic { count: 256 }, Source::Folder);
-            commands::quantize(&weights, &source, &out)?;
+            commands::quantize(&weights, data.as_deref(), &out)?;
         }
         Command::Export { weights, out } => {
             let out = out.unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());

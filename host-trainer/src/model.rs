@@ -239,13 +239,17 @@ pub struct Spec {
     /// the `model.json` of models trained before the option existed, which read pixels as they are.
     #[serde(default)]
     pub stretch_contrast: bool,
+    /// The folder of images it was trained on (none for synthetic captchas): where `quantize` finds
+    /// calibration images like the training data by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<std::path::PathBuf>,
 }
 
 impl Spec {
     pub fn new(arch: Arch, alphabet: &str) -> Self {
         let Arch { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, .. } = arch;
         let alphabet = alphabet.to_string();
-        Spec { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, alphabet, stretch_contrast: false }
+        Spec { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, alphabet, stretch_contrast: false, data: None }
     }
     /// The input conversion the model file records and core-infer applies.
     pub fn input(&self) -> core_infer::Input {

@@ -243,6 +243,13 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
+/// Whether the epochs of `history` together trained longer than `max_minutes`. The epochs before an
+/// interruption are in the checkpoint's history, so a resumed run stops after the same epoch as an
+/// uninterrupted one whose epochs took as long: the first whose cumulative time crosses the limit.
+pub fn time_limit_reached(history: &[Epoch], max_minutes: Option<f64>) -> bool {
+    max_minutes.is_some_and(|m| history.iter().map(|e| e.seconds).sum::<f64>() > 60.0 * m)
+}
+
 /// The checkpoint files in `out`.
 pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.join("checkpoint.ot"), out.join("checkpoint.json"))
@@ -344,7 +351,6 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         state = State { options: opts.clone(), ..saved };
     }
 
-    let started = Instant::now();
     let n_batches = train_set.len().div_ceil(opts.batch_size);
     let mut stopped_early = false;
     for epoch in state.epochs_done + 1..=opts.epochs {
@@ -358,7 +364,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
             }
             break;
         }
-        if opts.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > 60.0 * m) {
+        if time_limit_reached(&state.history, opts.max_minutes) {
             eprintln!("time limit of {} minutes reached", opts.max_minutes.unwrap_or_default());
             if first_reading(&state.history).is_none() {
                 eprintln!("the model still reads nothing (CTC plateau): it needs more time (--max-minutes)");
@@ -533,12 +539,6 @@ pub fn evaluate(model: &Trained, data: &Dataset, targets: &[Vec<i64>], codec: &C
     (loss, preds)
 }
 
-/// Sanity: a freshly built seed model has the parameter count the README states.
-pub fn seed_parameter_count(classes: usize) -> usize {
-    let spec = Spec::new(crate::model::seed_arch(50, 200, classes, 5), &"x".repeat(classes - 1));
-    Crnn::parameter_count(&Trained::new(spec).vs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +554,19 @@ mod tests {
                 seconds: 1.0,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_time_limit_counts_every_epoch_in_the_history() {
+        // Ten epochs of 6 s: a one-minute budget is crossed by the eleventh, not before.
+        let h = history(10, |_| 0.5).into_iter().map(|e| Epoch { seconds: 6.0, ..e }).collect::<Vec<_>>();
+        assert!(!time_limit_reached(&h, Some(1.0)));
+        assert!(!time_limit_reached(&h, None));
+        let mut more = h.clone();
+        more.push(Epoch { epoch: 11, ..h[0].clone() });
+        assert!(time_limit_reached(&more, Some(1.0)));
+        // Resuming sees the same history from the checkpoint, so it stops at the same epoch.
+        assert!(time_limit_reached(&more[..], Some(0.99)) && !time_limit_reached(&more[..9], Some(0.99)));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | size | field |
 //! |---|---|
 //! | 1 | name length `n` (1..=32) |
-//! | n | name, ASCII (see [`crate::net`] for the names a model uses) |
+//! | n | name, ASCII (the names, dtypes and shapes a model holds: [`names`]) |
 //! | 1 | dtype ([`DType`]) |
 //! | 1 | rank `r` (1..=4) |
 //! | 4×r | dimensions, outermost first |
@@ -30,9 +30,11 @@
 //! | 4 | data length in bytes (must equal the product of the dimensions × the dtype's size) |
 //!
 //! Quantization parameters are tensors of their own (for example `conv1.mult`, an `i32` per output
-//! channel); see [`crate::net`].
+//! channel); [`names`] lists them all.
 
 use crate::{Error, Input};
+
+pub mod names;
 
 /// The four bytes every model file starts with.
 pub const MAGIC: [u8; 4] = *b"CRNN";
@@ -271,6 +273,15 @@ impl<'a> ModelFile<'a> {
     pub fn tensor(&self, name: &str, dtype: DType, shape: &[usize]) -> Result<TensorRef<'a>, Error> {
         let t = self.tensors.iter().flatten().find(|t| t.name == name.as_bytes()).ok_or(Error::MissingTensor)?;
         if t.dtype != dtype || t.shape() != shape {
+            return Err(Error::ShapeMismatch);
+        }
+        Ok(*t)
+    }
+
+    /// The tensor `spec` names, checked to have its dtype and shape.
+    pub fn get(&self, spec: &names::Spec) -> Result<TensorRef<'a>, Error> {
+        let t = self.tensors.iter().flatten().find(|t| spec.is_named(t.name)).ok_or(Error::MissingTensor)?;
+        if t.dtype != spec.dtype || t.shape() != spec.shape() {
             return Err(Error::ShapeMismatch);
         }
         Ok(*t)

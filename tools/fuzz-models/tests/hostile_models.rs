@@ -2,10 +2,9 @@
 //! the tensor table and (at random) the payload are refused with an error or, where the checksum is
 //! bypassed on purpose, still run without panicking.
 
-use equivalence_tests::workspace;
-
 fn shipped() -> Vec<u8> {
-    std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).unwrap()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/synthetic/model-int8.crnn");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Parses and, if that succeeds, runs one image: must return, never panic.
@@ -16,11 +15,7 @@ fn try_model(bytes: &[u8], image: &[u8]) -> Result<(), core_infer::Error> {
 }
 
 /// Recomputes the CRC so that a flip reaches the parser's later checks instead of the checksum.
-fn fix_crc(bytes: &mut [u8]) {
-    let n = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..n]);
-    bytes[n..].copy_from_slice(&crc.to_le_bytes());
-}
+use fuzz_models::fix_checksum as fix_crc;
 
 #[test]
 fn every_truncation_is_refused() {

@@ -34,6 +34,7 @@ extern crate std;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod beam;
 pub mod block;
 pub mod ctc;
 #[cfg(feature = "f32")]
@@ -46,6 +47,7 @@ pub mod net;
 pub mod probe;
 mod scratch;
 
+pub use beam::Reading;
 pub use ctc::Text;
 pub use format::{Arch, Precision};
 pub use input::Input;

@@ -6,6 +6,7 @@ use crate::format::{ModelFile, Precision};
 use crate::int8_ops::{scores_scale, I8};
 use crate::net::{forward, Kernels, Layout, Net};
 use crate::probe::{Probe, Stage};
+use crate::beam::{self, Reading};
 use crate::{ctc, Arch, Error, Input, Text};
 
 // No heap to box the larger variant into; a program holds one Model, so the size is paid once.
@@ -168,6 +169,19 @@ impl<'a> Model<'a> {
     pub fn recognize(&self, pixels: &[u8], scratch: &mut [u8]) -> Result<Text, Error> {
         let scores = self.run(pixels, scratch)?;
         Ok(self.decode(&scores))
+    }
+
+    /// Reads the text in `pixels` with greedy decoding, with its confidence ([`crate::beam::greedy`]).
+    pub fn read(&self, pixels: &[u8], scratch: &mut [u8]) -> Result<Reading, Error> {
+        let scores = self.run(pixels, scratch)?;
+        Ok(beam::greedy(&scores, self.alphabet, usize::from(self.arch.max_label_len)))
+    }
+
+    /// Reads the text in `pixels` with CTC prefix beam search of width `W` (1..=
+    /// [`beam::MAX_BEAM_WIDTH`]), with the text's probability ([`crate::beam::beam`]).
+    pub fn read_beam<const W: usize>(&self, pixels: &[u8], scratch: &mut [u8]) -> Result<Reading, Error> {
+        let scores = self.run(pixels, scratch)?;
+        Ok(beam::beam::<W>(&scores, self.alphabet, usize::from(self.arch.max_label_len)))
     }
 
     /// Greedy CTC decoding of scores from [`Model::run`].

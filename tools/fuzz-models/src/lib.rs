@@ -10,8 +10,8 @@
 //! - [`raw`]: the bytes are a model file as they are (the header and checksum checks face them), or with
 //!   their checksum recomputed (first byte odd) so mutations reach the table and the kernels.
 //!
-//! Both end in [`exercise`]: parse, run and decode, with a scratch buffer of the size asked and one a
-//! byte short. Whatever the bytes, each must return (an error or a text), never panic, hang or read
+//! Both end in [`exercise`]: parse, run and decode (greedy, greedy with a confidence, beam search of
+//! width 4), with a scratch buffer of the size asked and one a byte short. Whatever the bytes, each must return (an error or a text), never panic, hang or read
 //! out of bounds.
 
 use arbitrary::{Result, Unstructured};
@@ -19,9 +19,13 @@ use core_infer::format::names::{self, Spec};
 use core_infer::format::{Arch, DType, ModelWriter, Precision};
 use core_infer::{Input, Model};
 
-/// Largest scratch buffer or image [`exercise`] hands out: a hostile header may ask for more; that is
-/// skipped, not allocated.
+/// Largest scratch buffer [`exercise`] hands out: a hostile header may ask for more; that is skipped,
+/// not allocated.
 pub const MAX_BYTES: usize = 1 << 20;
+/// Largest image [`exercise`] runs: the width is the only size no tensor depends on, so a flipped
+/// header byte can make a valid model of 16,000 steps; such a model is parsed but not run, which keeps
+/// an execution to microseconds (a long model runs the same code as a short one, only longer).
+pub const MAX_PIXELS: usize = 4096;
 
 /// Parses `bytes` and, when they parse, runs and decodes an image: the one thing every target does.
 /// Returns whether the model parsed.
@@ -30,7 +34,7 @@ pub fn exercise(bytes: &[u8], image_seed: u8) -> bool {
     let arch = *model.arch();
     let pixels = usize::from(arch.height) * usize::from(arch.width);
     let need = model.scratch_bytes();
-    if need > MAX_BYTES || pixels > MAX_BYTES {
+    if need > MAX_BYTES || pixels > MAX_PIXELS {
         return true;
     }
     let image: Vec<u8> = (0..pixels).map(|i| (i as u8).wrapping_mul(31).wrapping_add(image_seed)).collect();
@@ -42,8 +46,16 @@ pub fn exercise(bytes: &[u8], image_seed: u8) -> bool {
                 let _ = scores.get(t, k);
             }
         }
+        let max_len = usize::from(arch.max_label_len);
         let text = model.decode(&scores);
-        assert!(text.chars().count() <= usize::from(arch.max_label_len), "text longer than the model reads");
+        assert!(text.chars().count() <= max_len, "text longer than the model reads");
+        let greedy = core_infer::beam::greedy(&scores, model.alphabet(), max_len);
+        let beam = core_infer::beam::beam::<4>(&scores, model.alphabet(), max_len);
+        for r in [&greedy, &beam] {
+            assert!(r.text.chars().count() <= max_len, "text longer than the model reads");
+            assert!((0.0..=1.0).contains(&r.confidence), "confidence {} is not a probability", r.confidence);
+        }
+        assert_eq!(greedy.text, text, "greedy with a confidence reads another text");
     }
     // A buffer one byte short, and an image of the wrong size, must be refused, not overrun.
     if let Some(short) = need.checked_sub(1) {

@@ -13,7 +13,7 @@ use image::imageops::FilterType;
 pub enum DataError {
     #[error("{0}: no such folder")]
     NotAFolder(PathBuf),
-    #[error("{0}: no .png images in this folder (expected files named LABEL.png, e.g. 2b827.png)")]
+    #[error("{0}: no images in this folder (expected files named LABEL.png, e.g. 2b827.png; .jpg, .bmp, .gif, .webp and .tif too)")]
     Empty(PathBuf),
     #[error("{path}: cannot read the image: {reason}")]
     Image { path: PathBuf, reason: String },
@@ -179,16 +179,23 @@ pub fn on_white(rgba: &image::RgbaImage) -> image::RgbImage {
     })
 }
 
-/// Lists the `.png` files of `dir`, sorted by name, so runs are reproducible.
-pub fn list_pngs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+/// The file extensions read as images (any case): the image crate's PNG, JPEG, BMP, GIF, WebP and TIFF
+/// decoders are built in.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// Whether `path` has one of the [`IMAGE_EXTENSIONS`].
+pub fn is_image_name(path: &Path) -> bool {
+    path.extension().is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// Lists the image files of `dir` ([`IMAGE_EXTENSIONS`]), sorted by name, so runs are reproducible.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     if !dir.is_dir() {
         return Err(DataError::NotAFolder(dir.to_path_buf()));
     }
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::Io(dir.to_path_buf(), e))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image_name(p)).collect();
     files.sort();
     if files.is_empty() {
         return Err(DataError::Empty(dir.to_path_buf()));
@@ -204,7 +211,7 @@ pub fn load_dir(
     rules: &LabelRules,
     on_bad: OnBad,
 ) -> Result<(Dataset, usize), DataError> {
-    let files = list_pngs(dir)?;
+    let files = list_images(dir)?;
     let mut good = Vec::new();
     let mut skipped = 0;
     for path in files {

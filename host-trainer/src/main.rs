@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use host_trainer::commands::{self, Source};
 use host_trainer::data::OnBad;
+use host_trainer::infer::Decoder;
 use host_trainer::train;
 
 /// Train a captcha OCR model (the seed's CRNN with CTC) on a PC and export it for a microcontroller.
@@ -39,15 +40,40 @@ enum Command {
         /// Also write the full report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Decode with CTC prefix beam search of this width (1, 2, 4, 8, 16, 32 or 64) instead of greedily.
+        #[arg(long, value_parser = beam_width)]
+        beam: Option<usize>,
     },
-    /// Print the text a model file reads in each image.
+    /// Print the text a model file reads in each image, with its confidence, reading on every core.
+    ///
+    /// One line per image: `PATH<TAB>TEXT<TAB>CONFIDENCE`, or with --json one JSON object per line
+    /// (`path`, `text`, `confidence`, `chars`: each character's probability; `error` instead for an image
+    /// that cannot be read). Unreadable images are reported and the rest still read; the exit code is 1
+    /// if any failed.
     Predict {
         /// A .crnn model file.
         #[arg(long)]
         model: PathBuf,
-        /// Images of any size and colour; they are converted as in training.
+        /// Image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size and colour, converted as in training),
+        /// folders of them, or quoted glob patterns such as 'captchas/*.png'.
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// One JSON object per line and image.
+        #[arg(long)]
+        json: bool,
+        /// Decode with CTC prefix beam search of this width (1, 2, 4, 8, 16, 32 or 64): the confidence is
+        /// then the text's probability over all alignments (greedy: the best path's probability).
+        #[arg(long, value_parser = beam_width)]
+        beam: Option<usize>,
+    },
+    /// Describe a .crnn model file: format, precision, architecture, alphabet, input conversion, size,
+    /// checksum, scratch bytes and multiply-adds per layer.
+    Inspect {
+        /// A .crnn model file.
+        model: PathBuf,
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Write synthetic captchas as LABEL.png files (the look training on --synthetic uses).
     Generate {
@@ -178,6 +204,18 @@ fn decay(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A beam width core-infer is built for.
+fn beam_width(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(w) if host_trainer::infer::BEAM_WIDTHS.contains(&w) => Ok(w),
+        _ => Err(format!("{s:?} is not a beam width: give one of {:?}", host_trainer::infer::BEAM_WIDTHS)),
+    }
+}
+
+fn decoder(beam: Option<usize>) -> Decoder {
+    beam.map_or(Decoder::Greedy, Decoder::Beam)
+}
+
 /// A number above 0 (a learning rate, minutes).
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -199,10 +237,22 @@ fn fold(s: &str) -> Result<usize, String> {
 const DEFAULT_SYNTHETIC: usize = 6000;
 const DEFAULT_MINUTES: f64 = 9.0;
 
+/// `println!` that returns the write's error instead of panicking (a closed pipe, as in `| head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`predict ... | head`): nothing left to say to anyone.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -253,19 +303,19 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
             };
             commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;
         }
-        Command::Eval { model, data, skip_bad, json } => {
-            let evals = commands::eval(&model, &data, on_bad(skip_bad))?;
+        Command::Eval { model, data, skip_bad, json, beam } => {
+            let evals = commands::eval(&model, &data, on_bad(skip_bad), decoder(beam))?;
             for (path, (eval, _)) in model.iter().zip(&evals) {
                 for (src, truth, pred) in &eval.wrong {
-                    println!("{}: wrong: {src}: {truth} read as {pred:?}", path.display());
+                    out!("{}: wrong: {src}: {truth} read as {pred:?}", path.display());
                 }
             }
-            println!(
+            out!(
                 "{:<40} {:>7} {:>9} {:>7} {:>7} {:>10}",
                 "model", "images", "accuracy", "CER", "wrong", "agreement"
             );
             for (path, (eval, agree)) in model.iter().zip(&evals) {
-                println!(
+                out!(
                     "{:<40} {:>7} {:>8.2}% {:>7.4} {:>7} {:>9.2}%",
                     path.display(),
                     eval.images,
@@ -280,9 +330,31 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 host_trainer::io::write_json(&path, &report)?;
             }
         }
-        Command::Predict { model, images } => {
-            for (path, text) in commands::predict(&model, &images)? {
-                println!("{}\t{text}", path.display());
+        Command::Predict { model, images, json, beam } => {
+            let readings = commands::predict(&model, &images, decoder(beam))?;
+            let failed = readings.iter().filter(|(_, r)| r.is_err()).count();
+            for (path, reading) in &readings {
+                let shown = path.display().to_string();
+                match (reading, json) {
+                    (Ok(r), false) => out!("{shown}\t{}\t{:.4}", r.text, r.confidence),
+                    (Ok(r), true) => out!(
+                        "{}",
+                        serde_json::json!({"path": shown, "text": r.text, "confidence": r.confidence, "chars": r.chars})
+                    ),
+                    (Err(e), false) => eprintln!("error: {e:#}"),
+                    (Err(e), true) => out!("{}", serde_json::json!({"path": shown, "error": format!("{e:#}")})),
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} images could not be read", readings.len());
+            }
+        }
+        Command::Inspect { model, json } => {
+            let info = commands::inspect(&model)?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                out!("{}", info.to_string().trim_end());
             }
         }
         Command::Generate { count, out, seed, sheet, alphabet, min_len, max_len, width, height, colour } => {

@@ -125,7 +125,7 @@ fn no_case_panics_and_each_names_its_problem() {
         (vec!["predict".into(), "--model".into(), p("models/picture.crnn"), p("img/good.png")], 1, "picture.crnn"),
         (vec!["predict".into(), "--model".into(), weights.clone(), p("img/good.png")], 1, "model.ot"),
         (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("no-such-folder")], 1, "no such folder"),
-        (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("empty-folder")], 1, "no .png images"),
+        (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("empty-folder")], 1, "no images"),
         (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("bad-only")], 1, "2b827.png"),
         (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("bad-only"), "--skip-bad".into()], 1, "skipped"),
         (vec!["train".into(), "--batch-size".into(), "0".into(), "--out".into(), out.clone()], 2, "batch-size"),
@@ -135,10 +135,10 @@ fn no_case_panics_and_each_names_its_problem() {
         (vec!["train".into(), "--max-minutes".into(), "0".into(), "--out".into(), out.clone()], 2, "positive"),
         (vec!["train".into(), "--fold".into(), "10".into(), "--out".into(), out.clone()], 2, "fold"),
         (vec!["train".into(), "--synthetic".into(), "1".into(), "--out".into(), out.clone()], 2, "synthetic"),
-        (vec!["train".into(), "--data".into(), p("empty-folder"), "--out".into(), out.clone()], 1, "no .png images"),
+        (vec!["train".into(), "--data".into(), p("empty-folder"), "--out".into(), out.clone()], 1, "no images"),
         (vec!["train".into(), "--data".into(), p("one-image"), "--out".into(), out.clone()], 1, "at least 2 images"),
         (vec!["train".into(), "--data".into(), p("tiny"), "--out".into(), out.clone()], 1, "too small"),
-        (vec!["train".into(), "--data".into(), p("empty-folder"), "--resume".into(), "--out".into(), out.clone()], 1, "no .png images"),
+        (vec!["train".into(), "--data".into(), p("empty-folder"), "--resume".into(), "--out".into(), out.clone()], 1, "no images"),
         (vec!["quantize".into(), "--weights".into(), p("no/model.ot")], 1, "model.json"),
         (vec!["quantize".into(), "--weights".into(), p("other-size/model.ot"), "--out".into(), out.clone()], 1, "--data"),
         (vec!["quantize".into(), "--weights".into(), p("other-size/model.ot"), "--data".into(), p("cal-160"), "--out".into(), out.clone()], 0, "model-int8.crnn"),
@@ -215,4 +215,103 @@ fn a_resumed_time_limited_run_ends_where_an_uninterrupted_one_would() {
     assert!(n > 2 && n < 200, "{n} epochs");
     assert!(after[n - 2] <= budget_s && after[n - 1] > budget_s, "budget {budget_s:.2} s, cumulative {after:?}");
     assert!(err.contains("time limit"), "{err}");
+}
+
+/// Runs the binary; returns its exit code, stdout and stderr.
+fn run_out(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_host-trainer")).args(args).output().expect("the binary runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn predict_reads_folders_and_globs_in_json_and_reports_each_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    let (code, _, err) = run_out(&["generate", "--count", "5", "--seed", "3", "--out", &imgs.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let labels: Vec<String> = std::fs::read_dir(&imgs).unwrap().map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    // The same images as JPEG (a format the folder reader takes too) under a glob.
+    let jpgs = dir.path().join("jpgs");
+    std::fs::create_dir_all(&jpgs).unwrap();
+    for l in &labels {
+        image::open(imgs.join(format!("{l}.png"))).unwrap().to_rgb8().save(jpgs.join(format!("{l}.jpg"))).unwrap();
+    }
+    let model = workspace().join("models/synthetic/model-int8.crnn").display().to_string();
+    let glob = format!("{}/*.jpg", jpgs.display());
+    let missing = dir.path().join("missing.png").display().to_string();
+    for beam in [None, Some("8")] {
+        let mut args = vec!["predict", "--model", &model, "--json"];
+        let imgs_s = imgs.display().to_string();
+        args.extend([imgs_s.as_str(), glob.as_str(), missing.as_str()]);
+        if let Some(w) = beam {
+            args.extend(["--beam", w]);
+        }
+        let (code, out, err) = run_out(&args);
+        assert_eq!(code, 1, "one of the images is missing: {err}");
+        assert!(err.contains("1 of 11 images could not be read"), "{err}");
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 11, "{out}");
+        let read: Vec<&serde_json::Value> = lines.iter().filter(|v| v.get("text").is_some()).collect();
+        assert_eq!(read.len(), 10);
+        for v in &read {
+            let c = v["confidence"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&c), "{v}");
+            let chars = v["chars"].as_array().unwrap();
+            if beam.is_none() {
+                assert_eq!(chars.len(), v["text"].as_str().unwrap().chars().count(), "{v}");
+                let least = chars.iter().map(|p| p.as_f64().unwrap()).fold(1.0, f64::min);
+                assert!((least - c).abs() < 1e-6, "{v}");
+            }
+        }
+        // The shipped model reads its own synthetic captchas, PNG or JPEG.
+        let right = read.iter().filter(|v| {
+            let path = v["path"].as_str().unwrap();
+            let stem = Path::new(path).file_stem().unwrap().to_string_lossy().into_owned();
+            v["text"].as_str() == Some(stem.as_str())
+        }).count();
+        assert!(right >= 8, "{right} of 10 read right: {out}");
+        assert!(lines.last().unwrap()["error"].as_str().unwrap().contains("missing.png"));
+    }
+}
+
+#[test]
+fn inspect_describes_the_model_file() {
+    let model = workspace().join("models/synthetic/model-int8.crnn");
+    let (code, out, err) = run_out(&["inspect", "--json", &model.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bytes = std::fs::read(&model).unwrap();
+    assert_eq!(v["file_bytes"].as_u64(), Some(bytes.len() as u64));
+    let crc = crc32fast::hash(&bytes[..bytes.len() - 4]);
+    assert_eq!(v["checksum"].as_str(), Some(format!("{crc:08x}").as_str()));
+    assert_eq!(v["precision"], "int8");
+    assert_eq!(v["alphabet"], "2345678bcdefgmnpwxy");
+    // The seed's network: 67.7 M multiply-adds, counted by hand from its layer sizes.
+    let by_hand: u64 = 50 * 200 * 32 * 9 + 25 * 100 * 64 * 9 * 32 - 100 * 64 * 9 * 32 // conv1; conv2 (pool drops its 25th row)
+        + 50 * 64 * 768 // dense1
+        + 2 * 50 * 4 * 128 * (64 + 128) + 2 * 50 * 4 * 64 * (256 + 64) // BiLSTMs
+        + 50 * 20 * 128; // dense2
+    assert_eq!(v["total_macs"].as_u64(), Some(by_hand));
+    let (code, text, _) = run_out(&["inspect", &model.display().to_string()]);
+    assert_eq!(code, 0);
+    assert!(text.contains("scratch") && text.contains("conv2+pool"), "{text}");
+}
+
+/// `predict ... | head -1`: the reader closes the pipe; the binary must end quietly, not panic.
+#[test]
+fn a_closed_output_pipe_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs").display().to_string();
+    assert_eq!(run(&["generate", "--count", "40", "--out", &imgs]).0, 0);
+    let model = workspace().join("models/synthetic/model-int8.crnn").display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_host-trainer"))
+        .args(["predict", "--model", &model, &imgs])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before the first line is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && out.status.code() != Some(101), "{stderr}");
 }

@@ -57,7 +57,7 @@ fn trains_saves_reloads_and_resumes_after_a_kill() {
     // into 90..170), which both stretch back: the default recipe stretches contrast, and both files say so.
     let codec = host_trainer::data::Codec::new(&reloaded.spec.alphabet);
     let bytes = std::fs::read(straight.join("model.crnn")).unwrap();
-    let mut runner = host_trainer::infer::Runner::new(&bytes).unwrap();
+    let runner = host_trainer::infer::Runner::new(&bytes).unwrap();
     assert!(reloaded.spec.stretch_contrast);
     for file in ["model.crnn", "model-int8.crnn"] {
         let bytes = std::fs::read(straight.join(file)).unwrap();

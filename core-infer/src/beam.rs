@@ -60,11 +60,15 @@ fn log_add(a: f32, b: f32) -> f32 {
 /// The log-softmax of step `t` into `out[..classes]`.
 fn log_softmax(scores: &Scores<'_>, t: usize, out: &mut [f32; MAX_CLASSES]) {
     let classes = scores.classes().min(MAX_CLASSES);
-    let max = (0..classes).map(|k| scores.get(t, k)).fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = (0..classes).map(|k| libm::expf(scores.get(t, k) - max)).sum();
+    let row = out.get_mut(..classes).unwrap_or(&mut []);
+    for (k, o) in row.iter_mut().enumerate() {
+        *o = scores.get(t, k);
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&v| libm::expf(v - max)).sum();
     let log_z = max + libm::logf(sum);
-    for (k, o) in out.iter_mut().enumerate().take(classes) {
-        *o = scores.get(t, k) - log_z;
+    for o in row {
+        *o -= log_z;
     }
 }
 
@@ -98,23 +102,30 @@ pub fn greedy(scores: &Scores<'_>, alphabet: &str, max_len: usize) -> Reading {
 }
 
 /// One prefix of the beam: its classes, and the log-probabilities of the steps so far ending in a
-/// blank (`blank`) or in its last class (`last`).
+/// blank (`blank`) or in its last class (`last`), and of either (`total`, kept when it is offered).
 #[derive(Clone, Copy, Debug)]
 pub struct Prefix {
     classes: [u8; MAX_LABEL_LEN],
     len: u8,
     blank: f32,
     last: f32,
+    total: f32,
 }
 
 impl Prefix {
-    const EMPTY: Prefix = Prefix { classes: [0; MAX_LABEL_LEN], len: 0, blank: f32::NEG_INFINITY, last: f32::NEG_INFINITY };
+    const EMPTY: Prefix = Prefix {
+        classes: [0; MAX_LABEL_LEN],
+        len: 0,
+        blank: f32::NEG_INFINITY,
+        last: f32::NEG_INFINITY,
+        total: f32::NEG_INFINITY,
+    };
 
     fn classes(&self) -> &[u8] {
         self.classes.get(..usize::from(self.len)).unwrap_or(&[])
     }
     fn total(&self) -> f32 {
-        log_add(self.blank, self.last)
+        self.total
     }
     fn last_class(&self) -> Option<u8> {
         self.classes().last().copied()
@@ -126,6 +137,7 @@ impl Prefix {
         p.len += 1;
         p.blank = f32::NEG_INFINITY;
         p.last = f32::NEG_INFINITY;
+        p.total = f32::NEG_INFINITY;
         Some(p)
     }
     /// Log-probability of reaching `self + k` from this prefix in one step whose log-probabilities are
@@ -140,15 +152,22 @@ impl Prefix {
 struct Best<const W: usize> {
     beams: [Prefix; W],
     len: usize,
+    /// The least total kept, once all `W` slots are taken.
+    worst: f32,
 }
 
 impl<const W: usize> Best<W> {
     fn new() -> Self {
-        Best { beams: [Prefix::EMPTY; W], len: 0 }
+        Best { beams: [Prefix::EMPTY; W], len: 0, worst: f32::NEG_INFINITY }
     }
-    fn offer(&mut self, p: Prefix) {
-        let total = p.total();
-        if total == f32::NEG_INFINITY {
+    /// Whether a prefix of this total would be kept: the test before building one.
+    fn takes(&self, total: f32) -> bool {
+        total > f32::NEG_INFINITY && (self.len < W || total > self.worst)
+    }
+    /// Offers `p`, its total computed here from `blank` and `last`.
+    fn offer(&mut self, mut p: Prefix) {
+        p.total = log_add(p.blank, p.last);
+        if !self.takes(p.total) {
             return;
         }
         if self.len < W {
@@ -156,14 +175,11 @@ impl<const W: usize> Best<W> {
                 *slot = p;
                 self.len += 1;
             }
-            return;
+        } else if let Some(w) = self.beams.iter_mut().min_by(|a, b| a.total.total_cmp(&b.total)) {
+            *w = p; // the least probable makes way
         }
-        // Replace the least probable if this one is more probable.
-        let live = self.beams.get_mut(..self.len).unwrap_or(&mut []);
-        if let Some(w) = live.iter_mut().min_by(|a, b| a.total().total_cmp(&b.total())) {
-            if total > w.total() {
-                *w = p;
-            }
+        if self.len == W {
+            self.worst = self.beams.iter().map(|b| b.total).fold(f32::INFINITY, f32::min);
         }
     }
     fn live(&self) -> &[Prefix] {
@@ -179,7 +195,7 @@ pub fn beam<const W: usize>(scores: &Scores<'_>, alphabet: &str, max_len: usize)
     let max_len = max_len.min(MAX_LABEL_LEN);
     let mut logp = [0f32; MAX_CLASSES];
     let mut beams = Best::<W>::new();
-    beams.offer(Prefix { blank: 0.0, ..Prefix::EMPTY });
+    beams.offer(Prefix { blank: 0.0, ..Prefix::EMPTY }); // the empty prefix, certain before any step
     for t in 0..scores.steps() {
         log_softmax(scores, t, &mut logp);
         let blank = logp.first().copied().unwrap_or(f32::NEG_INFINITY);
@@ -200,12 +216,17 @@ pub fn beam<const W: usize>(scores: &Scores<'_>, alphabet: &str, max_len: usize)
         for p in old.iter().filter(|p| usize::from(p.len) < max_len) {
             for k in 1..classes {
                 let Ok(k) = u8::try_from(k) else { break };
+                let lp = p.extend_logp(k, &logp);
+                // Cheap test first: most extensions are too improbable to be kept.
+                if !next.takes(lp) {
+                    continue;
+                }
                 let Some(mut ext) = p.extended(k) else { break };
                 // An extension that is already a prefix of the beam was summed into its stay above.
                 if old.iter().any(|q| q.classes() == ext.classes()) {
                     continue;
                 }
-                ext.last = p.extend_logp(k, &logp);
+                ext.last = lp;
                 next.offer(ext);
             }
         }

@@ -2,8 +2,8 @@
 //! Weights stay in the model bytes and are read little-endian in place (model data is only 1-byte aligned).
 
 use crate::block::{block_len, load};
-use crate::format::names::{self, Spec};
-use crate::format::{Arch, ModelFile, Precision};
+use crate::format::names;
+use crate::format::{ModelFile, Precision};
 use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
 
@@ -23,9 +23,9 @@ impl<'a> F32s<'a> {
     }
 }
 
-/// The values of `layer.part`, checked against the schema of `specs` ([`names::tensors`]).
-fn f32s<'a>(file: &ModelFile<'a>, specs: &[Spec], layer: &str, part: &str) -> Result<F32s<'a>, Error> {
-    Ok(F32s(file.get(names::find(specs, layer, part).ok_or(Error::MissingTensor)?)?.data))
+/// The values of `layer.part`, checked against the schema ([`names::spec`]).
+fn f32s<'a>(file: &ModelFile<'a>, layer: &'static str, part: &'static str) -> Result<F32s<'a>, Error> {
+    Ok(F32s(file.get(&names::spec(Precision::F32, &file.arch, layer, part).ok_or(Error::MissingTensor)?)?.data))
 }
 
 /// A conv 3×3 or dense layer: weights `[out, segments, segment_len]`, bias `[out]`, optional ReLU.
@@ -39,13 +39,14 @@ pub struct LinearF32<'a> {
 }
 
 impl<'a> LinearF32<'a> {
-    fn load(file: &ModelFile<'a>, specs: &[Spec], name: &str, relu: bool) -> Result<Self, Error> {
-        let shape = names::find(specs, name, "weight").ok_or(Error::MissingTensor)?.shape();
+    fn load(file: &ModelFile<'a>, name: &'static str, relu: bool) -> Result<Self, Error> {
+        let shape_spec = names::spec(Precision::F32, &file.arch, name, "weight").ok_or(Error::MissingTensor)?;
+        let shape = shape_spec.shape();
         let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
         let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
         let per_out: usize = shape.iter().skip(1).product();
-        let w = f32s(file, specs, name, "weight")?;
-        let b = f32s(file, specs, name, "bias")?;
+        let w = f32s(file, name, "weight")?;
+        let b = f32s(file, name, "bias")?;
         Ok(LinearF32 { w, b, outputs, segments: per_out / segment_len.max(1), segment_len, relu })
     }
 }
@@ -143,13 +144,14 @@ pub struct LstmF32<'a> {
 }
 
 impl<'a> LstmF32<'a> {
-    fn load(file: &ModelFile<'a>, specs: &[Spec], prefix: &str) -> Result<Self, Error> {
-        let w_ih = names::find(specs, prefix, "w_ih").ok_or(Error::MissingTensor)?.shape();
+    fn load(file: &ModelFile<'a>, prefix: &'static str) -> Result<Self, Error> {
+        let w_ih_spec = names::spec(Precision::F32, &file.arch, prefix, "w_ih").ok_or(Error::MissingTensor)?;
+        let w_ih = w_ih_spec.shape();
         let (hidden, n_in) = (w_ih.first().map_or(0, |r| r / 4), w_ih.last().copied().unwrap_or(0));
         Ok(LstmF32 {
-            w_ih: f32s(file, specs, prefix, "w_ih")?,
-            w_hh: f32s(file, specs, prefix, "w_hh")?,
-            b: f32s(file, specs, prefix, "bias")?,
+            w_ih: f32s(file, prefix, "w_ih")?,
+            w_hh: f32s(file, prefix, "w_hh")?,
+            b: f32s(file, prefix, "bias")?,
             n_in,
             hidden,
         })
@@ -170,16 +172,14 @@ impl Kernels for F32 {
     type Lstm<'a> = LstmF32<'a>;
 
     fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
-        let a: Arch = file.arch;
-        let specs = names::tensors(Precision::F32, &a);
-        let lstm = |prefix| LstmF32::load(file, &specs, prefix);
+        let lstm = |prefix| LstmF32::load(file, prefix);
         Ok(Net {
-            conv1: LinearF32::load(file, &specs, "conv1", true)?,
-            conv2: LinearF32::load(file, &specs, "conv2", true)?,
-            dense1: LinearF32::load(file, &specs, "dense1", true)?,
+            conv1: LinearF32::load(file, "conv1", true)?,
+            conv2: LinearF32::load(file, "conv2", true)?,
+            dense1: LinearF32::load(file, "dense1", true)?,
             lstm1: [lstm("lstm1.fwd")?, lstm("lstm1.bwd")?],
             lstm2: [lstm("lstm2.fwd")?, lstm("lstm2.bwd")?],
-            dense2: LinearF32::load(file, &specs, "dense2", false)?,
+            dense2: LinearF32::load(file, "dense2", false)?,
         })
     }
 

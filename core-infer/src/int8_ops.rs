@@ -15,7 +15,7 @@
 //! The tensors of an int8 file, quantization parameters included, are listed in [`crate::format::names`].
 
 use crate::block::{block_len, load};
-use crate::format::names::{self, Spec};
+use crate::format::names;
 use crate::format::{Arch, ModelFile, Precision};
 use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
 use crate::Error;
@@ -93,9 +93,9 @@ impl<'a> Lut<'a> {
     }
 }
 
-/// The bytes of `layer.part`, checked against the schema of `specs` ([`names::tensors`]).
-fn bytes<'a>(file: &ModelFile<'a>, specs: &[Spec], layer: &str, part: &str) -> Result<&'a [u8], Error> {
-    Ok(file.get(names::find(specs, layer, part).ok_or(Error::MissingTensor)?)?.data)
+/// The bytes of `layer.part`, checked against the schema ([`names::spec`]).
+fn bytes<'a>(file: &ModelFile<'a>, layer: &'static str, part: &'static str) -> Result<&'a [u8], Error> {
+    Ok(file.get(&names::spec(Precision::Int8, &file.arch, layer, part).ok_or(Error::MissingTensor)?)?.data)
 }
 
 /// Checks that every shift keeps [`requantize`] within its documented range.
@@ -122,22 +122,23 @@ pub struct LinearI8<'a> {
 }
 
 impl<'a> LinearI8<'a> {
-    fn load(file: &ModelFile<'a>, specs: &[Spec], name: &str, relu: bool) -> Result<Self, Error> {
-        let shape = names::find(specs, name, "weight").ok_or(Error::MissingTensor)?.shape();
+    fn load(file: &ModelFile<'a>, name: &'static str, relu: bool) -> Result<Self, Error> {
+        let shape_spec = names::spec(Precision::Int8, &file.arch, name, "weight").ok_or(Error::MissingTensor)?;
+        let shape = shape_spec.shape();
         let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
         let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
         let per_out: usize = shape.iter().skip(1).product();
-        let zp = I32s(bytes(file, specs, name, "zp")?);
-        let shift = I32s(bytes(file, specs, name, "shift")?);
+        let zp = I32s(bytes(file, name, "zp")?);
+        let shift = I32s(bytes(file, name, "shift")?);
         check_shifts(shift, outputs)?;
         let (zp_in, zp_out) = (zp.get(0), zp.get(1));
         if !(-128..=127).contains(&zp_in) || !(-128..=127).contains(&zp_out) {
             return Err(Error::BadTensor);
         }
         Ok(LinearI8 {
-            w: bytes(file, specs, name, "weight")?,
-            b: I32s(bytes(file, specs, name, "bias")?),
-            mult: I32s(bytes(file, specs, name, "mult")?),
+            w: bytes(file, name, "weight")?,
+            b: I32s(bytes(file, name, "bias")?),
+            mult: I32s(bytes(file, name, "mult")?),
             shift,
             zp_in,
             zp_out,
@@ -849,10 +850,11 @@ pub struct LstmI8<'a> {
 }
 
 impl<'a> LstmI8<'a> {
-    fn load(file: &ModelFile<'a>, specs: &[Spec], prefix: &str) -> Result<Self, Error> {
-        let w_ih = names::find(specs, prefix, "w_ih").ok_or(Error::MissingTensor)?.shape();
+    fn load(file: &ModelFile<'a>, prefix: &'static str) -> Result<Self, Error> {
+        let w_ih_spec = names::spec(Precision::Int8, &file.arch, prefix, "w_ih").ok_or(Error::MissingTensor)?;
+        let w_ih = w_ih_spec.shape();
         let (hidden, n_in) = (w_ih.first().map_or(0, |r| r / 4), w_ih.last().copied().unwrap_or(0));
-        let i32s = |part: &str| Ok::<_, Error>(I32s(bytes(file, specs, prefix, part)?));
+        let i32s = |part: &'static str| Ok::<_, Error>(I32s(bytes(file, prefix, part)?));
         let (shift_ih, shift_hh) = (i32s("shift_ih")?, i32s("shift_hh")?);
         check_shifts(shift_ih, 4)?;
         check_shifts(shift_hh, 4)?;
@@ -861,8 +863,8 @@ impl<'a> LstmI8<'a> {
             return Err(Error::BadTensor);
         }
         Ok(LstmI8 {
-            w_ih: bytes(file, specs, prefix, "w_ih")?,
-            w_hh: bytes(file, specs, prefix, "w_hh")?,
+            w_ih: bytes(file, prefix, "w_ih")?,
+            w_hh: bytes(file, prefix, "w_hh")?,
             b: i32s("bias")?,
             mult_ih: i32s("mult_ih")?,
             shift_ih,
@@ -871,8 +873,8 @@ impl<'a> LstmI8<'a> {
             zp_in,
             n_in,
             hidden,
-            sigmoid: Lut::new(bytes(file, specs, "lut", "sigmoid")?).ok_or(Error::ShapeMismatch)?,
-            tanh: Lut::new(bytes(file, specs, "lut", "tanh")?).ok_or(Error::ShapeMismatch)?,
+            sigmoid: Lut::new(bytes(file, "lut", "sigmoid")?).ok_or(Error::ShapeMismatch)?,
+            tanh: Lut::new(bytes(file, "lut", "tanh")?).ok_or(Error::ShapeMismatch)?,
         })
     }
 }
@@ -893,15 +895,14 @@ impl Kernels for I8 {
         if a.features().max(9 * c1).max(d1).max(2 * l1).max(2 * l2) > 32_000 {
             return Err(Error::Capacity);
         }
-        let specs = names::tensors(Precision::Int8, &a);
-        let lstm = |prefix| LstmI8::load(file, &specs, prefix);
+        let lstm = |prefix| LstmI8::load(file, prefix);
         Ok(Net {
-            conv1: LinearI8::load(file, &specs, "conv1", true)?,
-            conv2: LinearI8::load(file, &specs, "conv2", true)?,
-            dense1: LinearI8::load(file, &specs, "dense1", true)?,
+            conv1: LinearI8::load(file, "conv1", true)?,
+            conv2: LinearI8::load(file, "conv2", true)?,
+            dense1: LinearI8::load(file, "dense1", true)?,
             lstm1: [lstm("lstm1.fwd")?, lstm("lstm1.bwd")?],
             lstm2: [lstm("lstm2.fwd")?, lstm("lstm2.bwd")?],
-            dense2: LinearI8::load(file, &specs, "dense2", false)?,
+            dense2: LinearI8::load(file, "dense2", false)?,
         })
     }
 
@@ -1051,10 +1052,9 @@ pub fn cell(sigmoid: Lut<'_>, tanh: Lut<'_>, [i, f, g, o]: [&[i32]; 4], h: &mut 
 
 /// The dequantization scale of dense2's output (for scores shown to people and tests).
 pub(crate) fn scores_scale(file: &ModelFile<'_>) -> Result<(f32, i32), Error> {
-    let specs = names::tensors(Precision::Int8, &file.arch);
-    let s = bytes(file, &specs, "scores", "scale")?;
+    let s = bytes(file, "scores", "scale")?;
     let scale = s.try_into().map(f32::from_le_bytes).map_err(|_| Error::BadTensor)?;
-    let zp = I32s(bytes(file, &specs, "dense2", "zp")?).get(1);
+    let zp = I32s(bytes(file, "dense2", "zp")?).get(1);
     if !scale.is_finite() || scale <= 0.0 {
         return Err(Error::BadTensor);
     }

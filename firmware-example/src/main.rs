@@ -227,7 +227,24 @@ fn run() -> bool {
         let dt = timer.now() - t0;
         let text = model.decode(&scores);
         #[cfg(feature = "profile")]
-        profile.add_decode(timer.now() - t0 - dt);
+        {
+            profile.add_decode(timer.now() - t0 - dt);
+            let max_len = usize::from(arch.max_label_len);
+            let t1 = timer.now();
+            let greedy = core_infer::beam::greedy(&scores, model.alphabet(), max_len);
+            let t2 = timer.now();
+            let beam = core_infer::beam::beam::<8>(&scores, model.alphabet(), max_len);
+            let t3 = timer.now();
+            profile.add_readers(t2 - t1, t3 - t2);
+            defmt::info!(
+                "decode: test {=usize} greedy {=str} (confidence {=f32}), beam 8 {=str} (probability {=f32})",
+                i,
+                greedy.text.as_str(),
+                greedy.confidence,
+                beam.text.as_str(),
+                beam.confidence
+            );
+        }
         let fp = fingerprint(scores.raw_i8().unwrap_or(&[]));
         defmt::info!("test {=usize}: label {=str} read {=str} scores {=u32:08x}", i, label, text.as_str(), fp);
         defmt::info!("time: {=u64} instructions", dt);
@@ -282,7 +299,12 @@ fn defmt_panic() -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
+    // Where, not what: formatting the message would pull core::fmt (about 3 KB of flash) into every
+    // build, for code that denies panics (core-infer's no-panic lints) and should never get here.
+    match info.location() {
+        Some(at) => defmt::error!("panic at {=str}:{=u32}", at.file(), at.line()),
+        None => defmt::error!("panic"),
+    }
     debug::exit(EXIT_FAILURE);
     loop {}
 }

@@ -10,6 +10,9 @@ use crate::timing::Timer;
 pub struct Profile {
     spent: [u64; Stage::ALL.len()],
     decode: u64,
+    /// Greedy decoding with a confidence, and beam search of width 8 (`core_infer::beam`).
+    greedy: u64,
+    beam8: u64,
     runs: u64,
 }
 
@@ -32,6 +35,12 @@ impl Profile {
         self.decode += instructions;
     }
 
+    /// Adds the instructions of the readers with a confidence: greedy, and beam search of width 8.
+    pub fn add_readers(&mut self, greedy: u64, beam8: u64) {
+        self.greedy += greedy;
+        self.beam8 += beam8;
+    }
+
     /// One `time:` line per stage (mean over the inferences), with its multiply-adds.
     pub fn log(&self, arch: &Arch) {
         let runs = self.runs.max(1);
@@ -44,6 +53,11 @@ impl Profile {
             );
         }
         defmt::info!("time: ctc-decode {=u64} instructions for 0 multiply-adds", self.decode / runs);
+        defmt::info!(
+            "decode: greedy with confidence {=u64} instructions, beam search width 8 {=u64} instructions",
+            self.greedy / runs,
+            self.beam8 / runs
+        );
     }
 }
 

@@ -27,7 +27,7 @@
 //! | `lut.sigmoid`, `lut.tanh` | i16 `[513]` | Q15 values at −8 + k/32 |
 //! | `scores.scale` | f32 `[1]` | dense2's output scale, only to dequantize scores for people and tests |
 
-use super::{Arch, DType, Precision, MAX_TENSORS};
+use super::{Arch, DType, Precision};
 
 /// The conv and dense layers, in network order.
 pub const LINEAR: [&str; 4] = ["conv1", "conv2", "dense1", "dense2"];
@@ -85,61 +85,72 @@ impl Spec {
     }
 }
 
-/// Every tensor of a `precision` file for `arch`, in the order the host trainer writes them.
-pub fn tensors(precision: Precision, arch: &Arch) -> heapless::Vec<Spec, MAX_TENSORS> {
+/// The parts of a conv or dense layer, and those only an int8 file has.
+const LINEAR_PARTS: [&str; 2] = ["weight", "bias"];
+const LINEAR_INT8_PARTS: [&str; 3] = ["mult", "shift", "zp"];
+/// The parts of an LSTM direction, and those only an int8 file has.
+const LSTM_PARTS: [&str; 3] = ["w_ih", "w_hh", "bias"];
+const LSTM_INT8_PARTS: [&str; 5] = ["mult_ih", "shift_ih", "mult_hh", "shift_hh", "zp"];
+/// The tensors only an int8 file has, beside its layers'.
+const INT8_EXTRA: [(&str, &str); 3] = [("lut", "sigmoid"), ("lut", "tanh"), ("scores", "scale")];
+
+/// The spec of `layer.part` in a `precision` file for `arch`, or `None` if such a file has no such
+/// tensor. Computed on demand: no table on a microcontroller's stack.
+pub fn spec(precision: Precision, arch: &Arch, layer: &'static str, part: &'static str) -> Option<Spec> {
     let a = arch;
     let [c1, c2, d1, l1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm1, a.lstm2, a.classes].map(usize::from);
-    let linear: [(&'static str, [usize; 4], usize); 4] = [
-        ("conv1", [c1, 3, 3, 1], 4),
-        ("conv2", [c2, 3, 3, c1], 4),
-        ("dense1", [d1, a.features(), 1, 1], 2),
-        ("dense2", [k, 2 * l2, 1, 1], 2),
-    ];
-    let lstms: [(&'static str, usize, usize); 4] =
-        [("lstm1.fwd", d1, l1), ("lstm1.bwd", d1, l1), ("lstm2.fwd", 2 * l1, l2), ("lstm2.bwd", 2 * l1, l2)];
-    let (weight, wide) = match precision {
-        Precision::F32 => (DType::F32, DType::F32),
-        Precision::Int8 => (DType::I8, DType::I32),
-    };
     let int8 = precision == Precision::Int8;
-    let mut out = heapless::Vec::new();
-    // At most 4·5 + 4·8 + 3 = 55 entries: within MAX_TENSORS, so no push can fail.
-    let mut put = |s: Spec| {
-        let _ = out.push(s);
+    let (weight, wide) = if int8 { (DType::I8, DType::I32) } else { (DType::F32, DType::F32) };
+    let linear: Option<[usize; 4]> = match layer {
+        "conv1" => Some([c1, 3, 3, 1]),
+        "conv2" => Some([c2, 3, 3, c1]),
+        "dense1" => Some([d1, a.features(), 0, 0]),
+        "dense2" => Some([k, 2 * l2, 0, 0]),
+        _ => None,
     };
-    for (layer, dims, rank) in linear {
-        let shape = dims.get(..rank).unwrap_or(&[]);
+    if let Some(dims) = linear {
+        let rank = if dims[3] == 0 { 2 } else { 4 };
         let [outputs, ..] = dims;
-        put(Spec::new(layer, "weight", weight, shape));
-        put(Spec::new(layer, "bias", wide, &[outputs]));
-        if int8 {
-            put(Spec::new(layer, "mult", DType::I32, &[outputs]));
-            put(Spec::new(layer, "shift", DType::I32, &[outputs]));
-            put(Spec::new(layer, "zp", DType::I32, &[2]));
-        }
+        return Some(match part {
+            "weight" => Spec::new(layer, part, weight, dims.get(..rank).unwrap_or(&[])),
+            "bias" => Spec::new(layer, part, wide, &[outputs]),
+            "mult" | "shift" if int8 => Spec::new(layer, part, DType::I32, &[outputs]),
+            "zp" if int8 => Spec::new(layer, part, DType::I32, &[2]), // the input's and the output's
+            _ => return None,
+        });
     }
-    for (layer, n_in, hidden) in lstms {
-        put(Spec::new(layer, "w_ih", weight, &[4 * hidden, n_in]));
-        put(Spec::new(layer, "w_hh", weight, &[4 * hidden, hidden]));
-        put(Spec::new(layer, "bias", wide, &[4 * hidden]));
-        if int8 {
-            for part in ["mult_ih", "shift_ih", "mult_hh", "shift_hh"] {
-                put(Spec::new(layer, part, DType::I32, &[4]));
-            }
-            put(Spec::new(layer, "zp", DType::I32, &[1]));
-        }
+    let lstm = match layer {
+        "lstm1.fwd" | "lstm1.bwd" => Some((d1, l1)),
+        "lstm2.fwd" | "lstm2.bwd" => Some((2 * l1, l2)),
+        _ => None,
+    };
+    if let Some((n_in, hidden)) = lstm {
+        return Some(match part {
+            "w_ih" => Spec::new(layer, part, weight, &[4 * hidden, n_in]),
+            "w_hh" => Spec::new(layer, part, weight, &[4 * hidden, hidden]),
+            "bias" => Spec::new(layer, part, wide, &[4 * hidden]),
+            "mult_ih" | "shift_ih" | "mult_hh" | "shift_hh" if int8 => Spec::new(layer, part, DType::I32, &[4]),
+            "zp" if int8 => Spec::new(layer, part, DType::I32, &[1]),
+            _ => return None,
+        });
     }
-    if int8 {
-        put(Spec::new("lut", "sigmoid", DType::I16, &[LUT_LEN]));
-        put(Spec::new("lut", "tanh", DType::I16, &[LUT_LEN]));
-        put(Spec::new("scores", "scale", DType::F32, &[1]));
+    match (layer, part) {
+        ("lut", "sigmoid" | "tanh") if int8 => Some(Spec::new(layer, part, DType::I16, &[LUT_LEN])),
+        ("scores", "scale") if int8 => Some(Spec::new(layer, part, DType::F32, &[1])),
+        _ => None,
     }
-    out
 }
 
-/// The spec of `layer.part` in `specs` (a [`tensors`] list).
-pub fn find<'s>(specs: &'s [Spec], layer: &str, part: &str) -> Option<&'s Spec> {
-    specs.iter().find(|s| s.layer == layer && s.part == part)
+/// Every tensor of a `precision` file for `arch`, in the order the host trainer writes them: per conv
+/// and dense layer, then per LSTM direction, its parts; then an int8 file's tables and score scale.
+pub fn tensors(precision: Precision, arch: &Arch) -> impl Iterator<Item = Spec> + '_ {
+    let int8 = precision == Precision::Int8;
+    let extra: &[&'static str] = if int8 { &LINEAR_INT8_PARTS } else { &[] };
+    let lstm_extra: &[&'static str] = if int8 { &LSTM_INT8_PARTS } else { &[] };
+    let linear = LINEAR.iter().flat_map(move |&l| LINEAR_PARTS.iter().chain(extra).map(move |&p| (l, p)));
+    let lstms = LSTMS.iter().flat_map(move |&l| LSTM_PARTS.iter().chain(lstm_extra).map(move |&p| (l, p)));
+    let tail = INT8_EXTRA.iter().copied().filter(move |_| int8);
+    linear.chain(lstms).chain(tail).filter_map(move |(layer, part)| spec(precision, arch, layer, part))
 }
 
 #[cfg(test)]
@@ -153,8 +164,13 @@ mod tests {
     #[test]
     fn names_are_unique_short_and_matched_exactly() {
         for precision in [Precision::F32, Precision::Int8] {
-            let specs = tensors(precision, &seed());
+            let specs: std::vec::Vec<Spec> = tensors(precision, &seed()).collect();
             assert_eq!(specs.len(), if precision == Precision::F32 { 20 } else { 55 });
+            assert!(specs.len() <= super::super::MAX_TENSORS);
+            for s in &specs {
+                assert_eq!(spec(precision, &seed(), s.layer, s.part).as_ref(), Some(s));
+            }
+            assert_eq!(spec(precision, &seed(), "conv1", "w_ih"), None);
             for (i, s) in specs.iter().enumerate() {
                 let name = s.name();
                 assert!(name.len() <= super::super::MAX_NAME_LEN, "{name}");
@@ -173,7 +189,7 @@ mod tests {
         // The seed's Keras summary counts 432,725 trainable parameters with 21 classes (its StringLookup
         // adds an out-of-vocabulary class; Keras LSTMs have one bias per gate, as the folded bias here).
         // With 20 classes one dense2 row fewer: 128 weights and a bias.
-        let f32_params: usize = tensors(Precision::F32, &seed()).iter().map(Spec::len).sum();
+        let f32_params: usize = tensors(Precision::F32, &seed()).map(|s| s.len()).sum();
         assert_eq!(f32_params, 432_725 - 129);
     }
 }

@@ -166,7 +166,7 @@ pub fn build(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     let alphabet = alphabet(u, letters)?;
     let mut w = ModelWriter::new(precision, arch, &alphabet);
     w.input(if u.arbitrary()? { Input::Stretch } else { Input::Plain });
-    let specs = names::tensors(precision, &arch);
+    let specs: Vec<Spec> = names::tensors(precision, &arch).collect();
     let target = |k: u8| usize::from(k) % specs.len().max(1);
     for (i, spec) in specs.iter().enumerate() {
         match fault {

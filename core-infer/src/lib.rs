@@ -6,6 +6,10 @@
 //! let model = core_infer::Model::parse(model_bytes)?;
 //! let mut scratch = vec![0u8; model.scratch_bytes()]; // on a device: a static buffer
 //! let text = model.recognize(pixels, &mut scratch)?;   // pixels: u8 grayscale, height × width, row-major
+//! // With a confidence: greedy (the least sure character's probability) or beam search (the text's).
+//! let reading = model.read(pixels, &mut scratch)?;
+//! let beam = model.read_beam::<8>(pixels, &mut scratch)?;
+//! if reading.confidence < 0.9 || beam.text != reading.text { /* ask again */ }
 //! # Ok(()) }
 //! ```
 //!

@@ -100,6 +100,7 @@ pub fn train(
         out.display()
     );
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the output folder", out.display()))?;
+    eprintln!("{}", device_line());
     let mut outcome = train::train(&data, opts, out, resume)?;
     if let Source::Folder(dir) = source {
         // Recorded in model.json, where `quantize` looks for calibration images by default.
@@ -172,6 +173,16 @@ pub fn train(
         eprintln!("{line}");
     }
     Ok(metrics)
+}
+
+/// Which device tch trains on, as `train` prints it first: a CUDA GPU when libtorch finds one (the
+/// PyPI torch wheel set-up installs carries CUDA), else the CPU and its threads.
+pub fn device_line() -> String {
+    if tch::Cuda::is_available() {
+        format!("training on CUDA GPU 0 of {} (tch::Device::cuda_if_available)", tch::Cuda::device_count())
+    } else {
+        format!("training on the CPU, {} threads (no CUDA GPU found by libtorch)", tch::get_num_threads())
+    }
 }
 
 /// What a run's figures tell the user to do next, one sentence each (empty when there is nothing to say).

@@ -73,8 +73,17 @@ impl Weights {
     pub fn to_crnn_f32(&self) -> anyhow::Result<Vec<u8>> {
         let mut w = ModelWriter::new(Precision::F32, self.arch, &self.alphabet);
         w.input(self.input);
-        for (name, t) in &self.tensors {
-            w.add_f32(name, &t.shape, &t.data);
+        // In the order and with the shapes of the one schema; a tensor it does not name is an error.
+        let specs: Vec<_> = core_infer::format::names::tensors(Precision::F32, &self.arch).collect();
+        for spec in &specs {
+            let t = self.get(&spec.name())?;
+            if t.shape != spec.shape() {
+                return Err(anyhow!("{}: shape {:?}, the model file wants {:?}", spec.name(), t.shape, spec.shape()));
+            }
+            w.add_f32(&spec.name(), &t.shape, &t.data);
+        }
+        if let Some(extra) = self.tensors.keys().find(|k| !specs.iter().any(|s| s.name() == **k)) {
+            return Err(anyhow!("{extra}: not a tensor of the model file"));
         }
         let bytes = w.finish().map_err(|e| anyhow!("cannot write the model file: {e}"))?;
         core_infer::Model::parse(&bytes).map_err(|e| anyhow!("the written model does not parse: {e}"))?;
@@ -269,4 +278,24 @@ pub fn write_all(model: &Trained, dir: &std::path::Path) -> anyhow::Result<Weigh
     crate::io::write_atomic(&dir.join("model.crnn"), &weights.to_crnn_f32()?).context("writing the f32 model file")?;
     crate::io::write_atomic(&dir.join("model.onnx"), &weights.to_onnx()?).context("writing the ONNX model")?;
     Ok(weights)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{seed_arch, Spec, Trained};
+
+    /// The f32 file holds exactly the schema's tensors, in its order, as the int8 file does
+    /// (`core-infer/tests/schema.rs` checks the shipped int8 files).
+    #[test]
+    fn the_f32_file_follows_the_one_schema() {
+        let model = Trained::new(Spec::new(seed_arch(16, 24, 4, 3), "abc"));
+        let weights = Weights::from_tch(&model).unwrap();
+        let bytes = weights.to_crnn_f32().unwrap();
+        let file = core_infer::format::ModelFile::parse(&bytes).unwrap();
+        let got: Vec<_> = file.tensors().map(|t| (String::from_utf8_lossy(t.name).into_owned(), t.shape().to_vec())).collect();
+        let want: Vec<_> =
+            core_infer::format::names::tensors(Precision::F32, &file.arch).map(|s| (s.name(), s.shape().to_vec())).collect();
+        assert_eq!(got, want);
+    }
 }

@@ -1,12 +1,12 @@
 //! The public entry point: a parsed, validated model that recognizes images.
 
+use crate::beam::{self, Reading};
 #[cfg(feature = "f32")]
 use crate::f32_ops::F32;
 use crate::format::{ModelFile, Precision};
 use crate::int8_ops::{scores_scale, I8};
 use crate::net::{forward, Kernels, Layout, Net};
 use crate::probe::{Probe, Stage};
-use crate::beam::{self, Reading};
 use crate::{ctc, Arch, Error, Input, Text};
 
 // No heap to box the larger variant into; a program holds one Model, so the size is paid once.

@@ -10,7 +10,10 @@ fn shipped_models_hold_exactly_the_schema() {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let file = ModelFile::parse(&bytes).unwrap();
         let specs: Vec<_> = names::tensors(file.precision, &file.arch).collect();
-        let got: Vec<_> = file.tensors().map(|t| (String::from_utf8_lossy(t.name).into_owned(), t.dtype, t.shape().to_vec())).collect();
+        let got: Vec<_> = file
+            .tensors()
+            .map(|t| (String::from_utf8_lossy(t.name).into_owned(), t.dtype, t.shape().to_vec()))
+            .collect();
         let want: Vec<_> = specs.iter().map(|s| (s.name(), s.dtype, s.shape().to_vec())).collect();
         assert_eq!(got, want, "{}", path.display());
     }

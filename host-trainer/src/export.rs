@@ -293,9 +293,11 @@ mod tests {
         let weights = Weights::from_tch(&model).unwrap();
         let bytes = weights.to_crnn_f32().unwrap();
         let file = core_infer::format::ModelFile::parse(&bytes).unwrap();
-        let got: Vec<_> = file.tensors().map(|t| (String::from_utf8_lossy(t.name).into_owned(), t.shape().to_vec())).collect();
-        let want: Vec<_> =
-            core_infer::format::names::tensors(Precision::F32, &file.arch).map(|s| (s.name(), s.shape().to_vec())).collect();
+        let got: Vec<_> =
+            file.tensors().map(|t| (String::from_utf8_lossy(t.name).into_owned(), t.shape().to_vec())).collect();
+        let want: Vec<_> = core_infer::format::names::tensors(Precision::F32, &file.arch)
+            .map(|s| (s.name(), s.shape().to_vec()))
+            .collect();
         assert_eq!(got, want);
     }
 }

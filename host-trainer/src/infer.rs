@@ -88,11 +88,7 @@ impl<'a> Runner<'a> {
         Ok(self.read(pixels)?.text)
     }
     /// `read(i)` for `i` in `0..n`, on every core, in order, with a progress bar when there are many.
-    pub fn read_many<T: Send>(
-        &self,
-        n: usize,
-        read: impl Fn(&Self, usize, &mut [u8]) -> T + Sync,
-    ) -> Vec<T> {
+    pub fn read_many<T: Send>(&self, n: usize, read: impl Fn(&Self, usize, &mut [u8]) -> T + Sync) -> Vec<T> {
         let bar = indicatif::ProgressBar::new(n as u64);
         if n < 200 {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());

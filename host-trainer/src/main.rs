@@ -310,10 +310,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                     out!("{}: wrong: {src}: {truth} read as {pred:?}", path.display());
                 }
             }
-            out!(
-                "{:<40} {:>7} {:>9} {:>7} {:>7} {:>10}",
-                "model", "images", "accuracy", "CER", "wrong", "agreement"
-            );
+            out!("{:<40} {:>7} {:>9} {:>7} {:>7} {:>10}", "model", "images", "accuracy", "CER", "wrong", "agreement");
             for (path, (eval, agree)) in model.iter().zip(&evals) {
                 out!(
                     "{:<40} {:>7} {:>8.2}% {:>7.4} {:>7} {:>9.2}%",

@@ -249,7 +249,19 @@ impl Spec {
     pub fn new(arch: Arch, alphabet: &str) -> Self {
         let Arch { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, .. } = arch;
         let alphabet = alphabet.to_string();
-        Spec { height, width, conv1, conv2, dense1, lstm1, lstm2, max_label_len, alphabet, stretch_contrast: false, data: None }
+        Spec {
+            height,
+            width,
+            conv1,
+            conv2,
+            dense1,
+            lstm1,
+            lstm2,
+            max_label_len,
+            alphabet,
+            stretch_contrast: false,
+            data: None,
+        }
     }
     /// The input conversion the model file records and core-infer applies.
     pub fn input(&self) -> core_infer::Input {

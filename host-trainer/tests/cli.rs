@@ -70,13 +70,23 @@ impl Fixtures {
         crc[at] ^= 0xff;
         write("img/crc.png", &crc);
         write("img/one.png", &png(image::DynamicImage::ImageLuma8(image::GrayImage::new(1, 1))));
-        write("img/deep.png", &png(image::DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(200, 50, image::Rgb([60000u16, 50000, 40000])))));
+        write(
+            "img/deep.png",
+            &png(image::DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+                200,
+                50,
+                image::Rgb([60000u16, 50000, 40000]),
+            ))),
+        );
         write("img/rgba.png", &transparent_png(200, 50));
         write("img/bomb.png", &huge_header_png(20_000, 20_000));
         write("img/good.png", &good);
         let model = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).unwrap();
         write("models/truncated.crnn", &model[..1000]);
-        write("models/random.crnn", &(0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>());
+        write(
+            "models/random.crnn",
+            &(0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>(),
+        );
         write("models/picture.crnn", &good);
         std::fs::create_dir_all(root.join("empty-folder")).unwrap();
         write("bad-only/2b827.png", b"broken");
@@ -92,7 +102,12 @@ impl Fixtures {
         let json = std::fs::read_to_string(workspace().join("models/synthetic/model.json")).unwrap();
         std::fs::write(other.join("model.json"), json.replace("\"width\": 200", "\"width\": 160")).unwrap();
         for label in ["2b827", "3c7de", "4d8ef", "5e2fg"] {
-            write(&format!("cal-160/{label}.png"), &png(image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(160, 50, |x, _| image::Luma([(x * 3) as u8])))));
+            write(
+                &format!("cal-160/{label}.png"),
+                &png(image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(160, 50, |x, _| {
+                    image::Luma([(x * 3) as u8])
+                }))),
+            );
         }
         Fixtures { _dir: dir, root }
     }
@@ -124,10 +139,18 @@ fn no_case_panics_and_each_names_its_problem() {
         (vec!["predict".into(), "--model".into(), p("models/random.crnn"), p("img/good.png")], 1, "random.crnn"),
         (vec!["predict".into(), "--model".into(), p("models/picture.crnn"), p("img/good.png")], 1, "picture.crnn"),
         (vec!["predict".into(), "--model".into(), weights.clone(), p("img/good.png")], 1, "model.ot"),
-        (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("no-such-folder")], 1, "no such folder"),
+        (
+            vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("no-such-folder")],
+            1,
+            "no such folder",
+        ),
         (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("empty-folder")], 1, "no images"),
         (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("bad-only")], 1, "2b827.png"),
-        (vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("bad-only"), "--skip-bad".into()], 1, "skipped"),
+        (
+            vec!["eval".into(), "--model".into(), int8.clone(), "--data".into(), p("bad-only"), "--skip-bad".into()],
+            1,
+            "skipped",
+        ),
         (vec!["train".into(), "--batch-size".into(), "0".into(), "--out".into(), out.clone()], 2, "batch-size"),
         (vec!["train".into(), "--epochs".into(), "0".into(), "--out".into(), out.clone()], 2, "epochs"),
         (vec!["train".into(), "--lr=-1".into(), "--out".into(), out.clone()], 2, "positive"),
@@ -138,13 +161,45 @@ fn no_case_panics_and_each_names_its_problem() {
         (vec!["train".into(), "--data".into(), p("empty-folder"), "--out".into(), out.clone()], 1, "no images"),
         (vec!["train".into(), "--data".into(), p("one-image"), "--out".into(), out.clone()], 1, "at least 2 images"),
         (vec!["train".into(), "--data".into(), p("tiny"), "--out".into(), out.clone()], 1, "too small"),
-        (vec!["train".into(), "--data".into(), p("empty-folder"), "--resume".into(), "--out".into(), out.clone()], 1, "no images"),
+        (
+            vec!["train".into(), "--data".into(), p("empty-folder"), "--resume".into(), "--out".into(), out.clone()],
+            1,
+            "no images",
+        ),
         (vec!["quantize".into(), "--weights".into(), p("no/model.ot")], 1, "model.json"),
-        (vec!["quantize".into(), "--weights".into(), p("other-size/model.ot"), "--out".into(), out.clone()], 1, "--data"),
-        (vec!["quantize".into(), "--weights".into(), p("other-size/model.ot"), "--data".into(), p("cal-160"), "--out".into(), out.clone()], 0, "model-int8.crnn"),
+        (
+            vec!["quantize".into(), "--weights".into(), p("other-size/model.ot"), "--out".into(), out.clone()],
+            1,
+            "--data",
+        ),
+        (
+            vec![
+                "quantize".into(),
+                "--weights".into(),
+                p("other-size/model.ot"),
+                "--data".into(),
+                p("cal-160"),
+                "--out".into(),
+                out.clone(),
+            ],
+            0,
+            "model-int8.crnn",
+        ),
         (vec!["export".into(), "--weights".into(), p("no/model.ot")], 1, "model.json"),
         (vec!["generate".into(), "--count".into(), "0".into(), "--out".into(), out.clone()], 2, "count"),
-        (vec!["generate".into(), "--min-len".into(), "6".into(), "--max-len".into(), "5".into(), "--out".into(), out.clone()], 1, "len"),
+        (
+            vec![
+                "generate".into(),
+                "--min-len".into(),
+                "6".into(),
+                "--max-len".into(),
+                "5".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            1,
+            "len",
+        ),
         (vec!["generate".into(), "--width".into(), "0".into(), "--out".into(), out.clone()], 1, "image size"),
         (vec!["generate".into(), "--alphabet".into(), "ab/".into(), "--out".into(), out.clone()], 1, "file name"),
         (vec!["no-such-command".into()], 2, "unrecognized"),
@@ -182,10 +237,15 @@ fn a_transparent_background_reads_as_white() {
 fn cumulative_seconds(metrics: &Path) -> Vec<f64> {
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(metrics).unwrap()).unwrap();
     let mut total = 0.0;
-    m["history"].as_array().unwrap().iter().map(|e| {
-        total += e["seconds"].as_f64().unwrap();
-        total
-    }).collect()
+    m["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            total += e["seconds"].as_f64().unwrap();
+            total
+        })
+        .collect()
 }
 
 /// `--max-minutes` counts the minutes trained before an interruption: a resumed run stops after the
@@ -207,7 +267,18 @@ fn a_resumed_time_limited_run_ends_where_an_uninterrupted_one_would() {
     let budget_s = 1.5 * before[1];
     let budget = format!("{}", budget_s / 60.0);
     let (code, err) = run(&[
-        "train", "--data", &data_s, "--epochs", "200", "--batch-size", "8", "--max-minutes", &budget, "--resume", "--out", &out_s,
+        "train",
+        "--data",
+        &data_s,
+        "--epochs",
+        "200",
+        "--batch-size",
+        "8",
+        "--max-minutes",
+        &budget,
+        "--resume",
+        "--out",
+        &out_s,
     ]);
     assert_eq!(code, 0, "{err}");
     let after = cumulative_seconds(&out.join("metrics.json"));
@@ -220,7 +291,11 @@ fn a_resumed_time_limited_run_ends_where_an_uninterrupted_one_would() {
 /// Runs the binary; returns its exit code, stdout and stderr.
 fn run_out(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_host-trainer")).args(args).output().expect("the binary runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -229,7 +304,10 @@ fn predict_reads_folders_and_globs_in_json_and_reports_each_failure() {
     let imgs = dir.path().join("imgs");
     let (code, _, err) = run_out(&["generate", "--count", "5", "--seed", "3", "--out", &imgs.display().to_string()]);
     assert_eq!(code, 0, "{err}");
-    let labels: Vec<String> = std::fs::read_dir(&imgs).unwrap().map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let labels: Vec<String> = std::fs::read_dir(&imgs)
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
     // The same images as JPEG (a format the folder reader takes too) under a glob.
     let jpgs = dir.path().join("jpgs");
     std::fs::create_dir_all(&jpgs).unwrap();
@@ -264,11 +342,14 @@ fn predict_reads_folders_and_globs_in_json_and_reports_each_failure() {
             }
         }
         // The shipped model reads its own synthetic captchas, PNG or JPEG.
-        let right = read.iter().filter(|v| {
-            let path = v["path"].as_str().unwrap();
-            let stem = Path::new(path).file_stem().unwrap().to_string_lossy().into_owned();
-            v["text"].as_str() == Some(stem.as_str())
-        }).count();
+        let right = read
+            .iter()
+            .filter(|v| {
+                let path = v["path"].as_str().unwrap();
+                let stem = Path::new(path).file_stem().unwrap().to_string_lossy().into_owned();
+                v["text"].as_str() == Some(stem.as_str())
+            })
+            .count();
         assert!(right >= 8, "{right} of 10 read right: {out}");
         assert!(lines.last().unwrap()["error"].as_str().unwrap().contains("missing.png"));
     }

@@ -158,7 +158,17 @@ mod tests {
     use super::*;
 
     fn seed() -> Arch {
-        Arch { height: 50, width: 200, conv1: 32, conv2: 64, dense1: 64, lstm1: 128, lstm2: 64, classes: 20, max_label_len: 5 }
+        Arch {
+            height: 50,
+            width: 200,
+            conv1: 32,
+            conv2: 64,
+            dense1: 64,
+            lstm1: 128,
+            lstm2: 64,
+            classes: 20,
+            max_label_len: 5,
+        }
     }
 
     #[test]

@@ -270,7 +270,17 @@ mod tests {
 
     #[test]
     fn a_valid_small_model_reads_within_its_limits() {
-        let arch = Arch { height: 4, width: 4, conv1: 1, conv2: 1, dense1: 1, lstm1: 1, lstm2: 1, classes: 2, max_label_len: 1 };
+        let arch = Arch {
+            height: 4,
+            width: 4,
+            conv1: 1,
+            conv2: 1,
+            dense1: 1,
+            lstm1: 1,
+            lstm2: 1,
+            classes: 2,
+            max_label_len: 1,
+        };
         for precision in [Precision::F32, Precision::Int8] {
             let mut w = ModelWriter::new(precision, arch, "a");
             for spec in names::tensors(precision, &arch) {

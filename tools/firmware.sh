@@ -14,12 +14,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/firmware-example"
 
+# The thumb toolchain is chosen in one place: tools/cargo-thumb.sh (rustup's target, else Debian's rustc-web).
 cargo_thumb() {
-    if rustup target list --installed 2>/dev/null | grep -q thumbv7em-none-eabihf; then
-        cargo "$@"
-    else
-        RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc /usr/bin/cargo "$@" -Zbuild-std=core
-    fi
+    bash "$ROOT/tools/cargo-thumb.sh" "$@"
 }
 
 # sizes ELF LABEL: flash and static RAM of one build.

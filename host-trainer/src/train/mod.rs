@@ -5,7 +5,7 @@
 //! and the epoch number alone, and the checkpoint holds the weights, Adam's moments and the best weights so
 //! far. A resumed run therefore continues as if it had never stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -15,6 +15,16 @@ use tch::Tensor;
 
 use crate::data::{accuracy, folds, split, Accuracy, Codec, Dataset};
 use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
+
+mod checkpoint;
+mod optim;
+mod stopping;
+
+pub use checkpoint::checkpoint_paths;
+use checkpoint::{fingerprint, save_checkpoint, State};
+use optim::{copy_all, Adam, Ema};
+use stopping::lower_lr;
+pub use stopping::{early_stop, first_reading, time_limit_reached, PLATEAU_CER, PLATEAU_PATIENCE};
 
 /// Set by the Ctrl-C handler; the loop stops at the next batch and keeps the last finished epoch.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -86,24 +96,6 @@ pub struct Epoch {
     pub seconds: f64,
 }
 
-/// Everything a checkpoint holds besides tensors.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct State {
-    spec: Spec,
-    options: Options,
-    /// Images and a checksum of their labels: a resume must see the same data.
-    data_fingerprint: (usize, u64),
-    /// Epochs finished.
-    epochs_done: usize,
-    adam_steps: i64,
-    history: Vec<Epoch>,
-    best_epoch: usize,
-    best_val_loss: f64,
-    /// The learning rate now and the epoch that last lowered it (see [`Options::lr_patience`]).
-    #[serde(default)]
-    lr: Option<(f64, usize)>,
-}
-
 /// What [`train`] returns: the best model, the validation split and the history.
 pub struct Outcome {
     pub model: Trained,
@@ -116,113 +108,6 @@ pub struct Outcome {
     pub first_reading: Option<usize>,
 }
 
-/// CTC's blank plateau: a model whose validation CER is at least this reads (almost) nothing. Fresh
-/// models output blanks only (CER 1) for their first epochs, sometimes for dozens on hard styles.
-pub const PLATEAU_CER: f64 = 0.9;
-
-/// Early stopping's patience while a model still reads nothing: this many epochs since the best
-/// validation loss (or `patience`, if larger). The cap exists so that a run that cannot learn still ends
-/// (at `epochs` at the latest, where the summary says it read nothing).
-pub const PLATEAU_PATIENCE: usize = 40;
-
-/// The first epoch of `history` whose validation CER is below [`PLATEAU_CER`].
-pub fn first_reading(history: &[Epoch]) -> Option<usize> {
-    history.iter().find(|e| e.val.cer < PLATEAU_CER).map(|e| e.epoch)
-}
-
-/// Whether early stopping ends a run after the epochs of `history`: `patience` epochs past the best
-/// validation loss, counted from when the model first read something; [`PLATEAU_PATIENCE`] while it
-/// reads nothing (a falling loss on the plateau is not the model reading, and a rising one is not the
-/// end of its learning).
-pub fn early_stop(history: &[Epoch], best_epoch: usize, patience: usize) -> bool {
-    let Some(done) = history.last().map(|e| e.epoch) else { return false };
-    if best_epoch == 0 {
-        return false;
-    }
-    match first_reading(history) {
-        Some(first) => done >= best_epoch.max(first) + patience,
-        None => done >= best_epoch + patience.max(PLATEAU_PATIENCE),
-    }
-}
-
-/// Adam (Kingma & Ba) with Keras's epsilon, written out so that its moments can be checkpointed.
-struct Adam {
-    lr: f64,
-    steps: i64,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-impl Adam {
-    const B1: f64 = 0.9;
-    const B2: f64 = 0.999;
-    const EPS: f64 = 1e-7;
-
-    fn new(params: &[Tensor], lr: f64) -> Self {
-        let zeros = || params.iter().map(Tensor::zeros_like).collect();
-        Adam { lr, steps: 0, m: zeros(), v: zeros() }
-    }
-
-    fn step(&mut self, params: &[Tensor]) {
-        self.steps += 1;
-        let t = self.steps as i32;
-        let (c1, c2) = (1.0 - Self::B1.powi(t), 1.0 - Self::B2.powi(t));
-        tch::no_grad(|| {
-            for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
-                let mut g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                m.copy_(&(&*m * Self::B1 + &g * (1.0 - Self::B1)));
-                v.copy_(&(&*v * Self::B2 + &g * &g * (1.0 - Self::B2)));
-                let update = (&*m / c1) / ((&*v / c2).sqrt() + Self::EPS) * self.lr;
-                let mut p = p.shallow_clone();
-                let _ = p.g_sub_(&update);
-                let _ = g.zero_();
-            }
-        });
-    }
-}
-
-/// An exponential moving average of the weights (Polyak averaging, as in TensorFlow's
-/// `ExponentialMovingAverage`): after each batch `avg = d·avg + (1-d)·w`, with the decay `d` warmed up
-/// as `min(decay, (1+t)/(10+t))` so the first batches do not drag the average back to the random start.
-/// Batch norm's running statistics are averaged too. The average sits in a flatter part of the loss than
-/// the last step's weights, which is what reading unseen captchas needs.
-struct Ema {
-    decay: f64,
-    avg: Vec<Tensor>,
-}
-
-impl Ema {
-    fn new(decay: f64, weights: &[Tensor]) -> Self {
-        Ema { decay, avg: weights.iter().map(|t| t.detach().copy()).collect() }
-    }
-
-    fn update(&mut self, weights: &[Tensor], steps: i64) {
-        let d = self.decay.min((1.0 + steps as f64) / (10.0 + steps as f64));
-        tch::no_grad(|| {
-            for (a, w) in self.avg.iter_mut().zip(weights) {
-                let _ = a.lerp_(w, 1.0 - d); // a + (1-d)(w - a), in place
-            }
-        });
-    }
-
-    /// Runs `f` with the averaged weights in `weights`, then puts the weights back.
-    fn with_average<T>(&self, weights: &[Tensor], f: impl FnOnce() -> T) -> T {
-        let saved: Vec<Tensor> = weights.iter().map(|t| t.detach().copy()).collect();
-        copy_all(weights, &self.avg);
-        let out = f();
-        copy_all(weights, &saved);
-        out
-    }
-}
-
-/// Copies each tensor of `src` into its twin in `dst`, in place (the model sees the change).
-fn copy_all(dst: &[Tensor], src: &[Tensor]) {
-    tch::no_grad(|| dst.iter().zip(src).for_each(|(d, s)| d.shallow_clone().copy_(s)));
-}
-
 /// The model's parameters in a fixed (name) order.
 fn named_params(model: &Trained) -> Vec<(String, Tensor)> {
     let mut v: Vec<_> = model.vs.variables().into_iter().collect();
@@ -230,29 +115,9 @@ fn named_params(model: &Trained) -> Vec<(String, Tensor)> {
     v
 }
 
-fn fingerprint(data: &Dataset) -> (usize, u64) {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in data.labels.iter().flat_map(|l| l.bytes().chain([0])) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    (data.len(), h)
-}
-
 /// A seed for epoch `epoch`'s shuffle and dropout, different for every epoch.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
-}
-
-/// Whether the epochs of `history` together trained longer than `max_minutes`. The epochs before an
-/// interruption are in the checkpoint's history, so a resumed run stops after the same epoch as an
-/// uninterrupted one whose epochs took as long: the first whose cumulative time crosses the limit.
-pub fn time_limit_reached(history: &[Epoch], max_minutes: Option<f64>) -> bool {
-    max_minutes.is_some_and(|m| history.iter().map(|e| e.seconds).sum::<f64>() > 60.0 * m)
-}
-
-/// The checkpoint files in `out`.
-pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
-    (out.join("checkpoint.ot"), out.join("checkpoint.json"))
 }
 
 /// Trains the seed's model on `data` (split 90/10 inside) and returns the best weights, batch norms
@@ -460,39 +325,6 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     })
 }
 
-/// Reduce-on-plateau: the halved learning rate once `lr_patience` epochs have passed since the best
-/// epoch and since the last reduction (`lowered`), never below 1/64 of the initial rate.
-fn lower_lr(opts: &Options, lr: f64, epoch: usize, best_epoch: usize, lowered: usize) -> Option<f64> {
-    let due = opts.lr_patience > 0 && epoch >= best_epoch.max(lowered) + opts.lr_patience;
-    let floor = opts.learning_rate / 64.0;
-    (due && lr > floor).then(|| (lr / 2.0).max(floor))
-}
-
-/// Writes the weights, Adam's moments, the best weights, the average if any and the state, each file
-/// atomically; the JSON last, so a checkpoint.json always describes a complete checkpoint.ot.
-fn save_checkpoint(
-    params: &[(String, Tensor)],
-    adam: &Adam,
-    best: &[Tensor],
-    ema: Option<&Ema>,
-    state: &State,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let mut named: Vec<(String, &Tensor)> = Vec::new();
-    for (i, (name, t)) in params.iter().enumerate() {
-        named.push((format!("w.{name}"), t));
-        named.push((format!("m.{name}"), &adam.m[i]));
-        named.push((format!("v.{name}"), &adam.v[i]));
-        named.push((format!("best.{name}"), &best[i]));
-        if let Some(ema) = ema {
-            named.push((format!("ema.{name}"), &ema.avg[i]));
-        }
-    }
-    let (tensors, json) = checkpoint_paths(out);
-    crate::io::write_atomic_with(&tensors, |tmp| Ok(Tensor::save_multi(&named, tmp)?))?;
-    crate::io::write_json(&json, state)
-}
-
 /// Training-time augmentation: image `i` moved by up to 4% of the width and 8% of the height (±8 and ±4
 /// pixels for 200×50), edges replicated. The seed's captchas put their text at nearly the same place
 /// every time; shifted copies teach the model to read it anywhere, which is what unseen captchas need.
@@ -537,100 +369,4 @@ pub fn evaluate(model: &Trained, data: &Dataset, targets: &[Vec<i64>], codec: &C
     let preds =
         best_paths(&logits).iter().map(|p| codec.decode_path(p, usize::from(model.spec.max_label_len))).collect();
     (loss, preds)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Epochs 1..=n with validation CER `cer(epoch)`.
-    fn history(n: usize, cer: impl Fn(usize) -> f64) -> Vec<Epoch> {
-        (1..=n)
-            .map(|epoch| Epoch {
-                epoch,
-                loss: 15.0,
-                val_loss: 15.0,
-                val: Accuracy { sequence: 0.0, cer: cer(epoch) },
-                seconds: 1.0,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_time_limit_counts_every_epoch_in_the_history() {
-        // Ten epochs of 6 s: a one-minute budget is crossed by the eleventh, not before.
-        let h = history(10, |_| 0.5).into_iter().map(|e| Epoch { seconds: 6.0, ..e }).collect::<Vec<_>>();
-        assert!(!time_limit_reached(&h, Some(1.0)));
-        assert!(!time_limit_reached(&h, None));
-        let mut more = h.clone();
-        more.push(Epoch { epoch: 11, ..h[0].clone() });
-        assert!(time_limit_reached(&more, Some(1.0)));
-        // Resuming sees the same history from the checkpoint, so it stops at the same epoch.
-        assert!(time_limit_reached(&more[..], Some(0.99)) && !time_limit_reached(&more[..9], Some(0.99)));
-    }
-
-    #[test]
-    fn early_stopping_waits_while_the_model_reads_nothing() {
-        // On the plateau throughout, best loss at epoch 17: patience 10 would stop at 27 (as it did on a
-        // hard style); the plateau's patience waits until 57.
-        assert!(!early_stop(&history(27, |_| 1.0), 17, 10));
-        assert!(!early_stop(&history(56, |_| 1.0), 17, 10));
-        assert!(early_stop(&history(57, |_| 1.0), 17, 10));
-        assert_eq!(first_reading(&history(57, |_| 1.0)), None);
-        // A patience above the plateau's is kept.
-        assert!(!early_stop(&history(60, |_| 1.0), 17, 50));
-        // Off the plateau at epoch 35 (CER below 0.9), best loss still at 17: patience counts from 35.
-        let left = |e: usize| if e >= 35 { 0.5 } else { 1.0 };
-        assert_eq!(first_reading(&history(44, left)), Some(35));
-        assert!(!early_stop(&history(44, left), 17, 10));
-        assert!(early_stop(&history(45, left), 17, 10));
-        // Reading from the start: the seed's rule, patience epochs past the best.
-        assert!(!early_stop(&history(19, |_| 0.1), 10, 10));
-        assert!(early_stop(&history(20, |_| 0.1), 10, 10));
-        // No epoch yet, or no best: never.
-        assert!(!early_stop(&[], 0, 10));
-        assert!(!early_stop(&history(5, |_| 0.1), 0, 1));
-    }
-
-    #[test]
-    fn learning_rate_halves_after_a_plateau_and_stops_at_its_floor() {
-        let opts = Options { lr_patience: 4, learning_rate: 1e-3, ..Default::default() };
-        // best at epoch 10: nothing before epoch 14, then halved
-        assert_eq!(lower_lr(&opts, 1e-3, 13, 10, 0), None);
-        assert_eq!(lower_lr(&opts, 1e-3, 14, 10, 0), Some(5e-4));
-        // the next reduction waits another 4 epochs after the last one
-        assert_eq!(lower_lr(&opts, 5e-4, 17, 10, 14), None);
-        assert_eq!(lower_lr(&opts, 5e-4, 18, 10, 14), Some(2.5e-4));
-        // a new best epoch restarts the wait
-        assert_eq!(lower_lr(&opts, 2.5e-4, 20, 19, 18), None);
-        // never below 1/64 of the initial rate
-        assert_eq!(lower_lr(&opts, 1e-3 / 64.0, 40, 10, 30), None);
-        assert_eq!(lower_lr(&opts, 1.2e-3 / 64.0, 40, 10, 30), Some(1e-3 / 64.0));
-        // 0 keeps the rate constant (the seed's recipe)
-        assert_eq!(lower_lr(&Options { lr_patience: 0, ..opts }, 1e-3, 50, 1, 0), None);
-    }
-
-    #[test]
-    fn the_average_warms_up_follows_the_weights_and_is_lent_to_the_model_only_inside_with_average() {
-        let w = [Tensor::from_slice(&[1.0f32, -2.0])];
-        let mut ema = Ema::new(0.9, &w);
-        let values = |t: &Tensor| Vec::<f32>::try_from(t).unwrap();
-        tch::no_grad(|| w[0].shallow_clone().copy_(&Tensor::from_slice(&[3.0f32, 0.0])));
-        // first step: the warm-up decay (1+1)/(10+1) = 2/11, not 0.9
-        ema.update(&w, 1);
-        let close = |got: Vec<f32>, want: [f32; 2]| {
-            assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6), "{got:?} vs {want:?}");
-        };
-        let d = 2.0f32 / 11.0;
-        close(values(&ema.avg[0]), [d * 1.0 + (1.0 - d) * 3.0, d * -2.0]);
-        // later steps: the decay itself
-        let before = values(&ema.avg[0]);
-        ema.update(&w, 1000);
-        let after = values(&ema.avg[0]);
-        close(after.clone(), [0.9 * before[0] + 0.1 * 3.0, 0.9 * before[1]]);
-        // inside: the model sees the average; after: its own weights again
-        let seen = ema.with_average(&w, || values(&w[0]));
-        assert_eq!(seen, after);
-        assert_eq!(values(&w[0]), [3.0, 0.0]);
-    }
 }

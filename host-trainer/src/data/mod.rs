@@ -1,0 +1,197 @@
+//! Datasets: a folder of `LABEL.png` captchas, or synthetic ones, as u8 grayscale at one size.
+//!
+//! Conversion follows the seed: grayscale, resized to the model's height × width (bilinear), and the network
+//! sees `pixel / 255`. Width is the time axis. Images stay u8 here; the tch model and core-infer both divide.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+mod images;
+mod labels;
+mod split;
+
+pub use images::*;
+pub use labels::*;
+pub use split::*;
+
+/// Why a dataset could not be loaded. Every variant names the file or folder at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{0}: no such folder")]
+    NotAFolder(PathBuf),
+    #[error("{0}: no images in this folder (expected files named LABEL.png, e.g. 2b827.png; .jpg, .bmp, .gif, .webp and .tif too)")]
+    Empty(PathBuf),
+    #[error("{path}: cannot read the image: {reason}")]
+    Image { path: PathBuf, reason: String },
+    #[error("{path}: bad label {label:?}: {reason}")]
+    Label { path: PathBuf, label: String, reason: String },
+    #[error("{0}: cannot list the folder: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{what}: all {skipped} images were skipped as unreadable or badly labelled; none left to use")]
+    AllSkipped { what: PathBuf, skipped: usize },
+}
+
+/// Images of one size with their labels.
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    pub height: usize,
+    pub width: usize,
+    /// `len × height × width` bytes, row-major per image.
+    pub pixels: Vec<u8>,
+    pub labels: Vec<String>,
+    /// Where each image came from (file path, or `synthetic #index`), for messages and reports.
+    pub sources: Vec<String>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.height * self.width;
+        &self.pixels[i * n..(i + 1) * n]
+    }
+    /// The sorted set of characters in the labels.
+    pub fn alphabet(&self) -> String {
+        let set: BTreeSet<char> = self.labels.iter().flat_map(|l| l.chars()).collect();
+        set.into_iter().collect()
+    }
+    pub fn max_label_len(&self) -> usize {
+        self.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0)
+    }
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut out = Dataset { height: self.height, width: self.width, ..Default::default() };
+        for &i in indices {
+            out.pixels.extend_from_slice(self.image(i));
+            out.labels.push(self.labels[i].clone());
+            out.sources.push(self.sources[i].clone());
+        }
+        out
+    }
+}
+
+/// What to do with a bad file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnBad {
+    /// Stop with an error naming the file.
+    #[default]
+    Fail,
+    /// Warn, count it and go on.
+    Skip,
+}
+
+/// Loads every `LABEL.png` of `dir`. The size is `size` if given (a model's), else the most common image
+/// size in the folder. Returns the dataset and the number of skipped files (always 0 with [`OnBad::Fail`]).
+pub fn load_dir(
+    dir: &Path,
+    size: Option<(usize, usize)>,
+    rules: &LabelRules,
+    on_bad: OnBad,
+) -> Result<(Dataset, usize), DataError> {
+    let files = list_images(dir)?;
+    let mut good = Vec::new();
+    let mut skipped = 0;
+    for path in files {
+        let label = label_of(&path);
+        let result = rules
+            .check(&label)
+            .map_err(|reason| DataError::Label { path: path.clone(), label: label.clone(), reason })
+            .and_then(|()| read_image(&path));
+        match (result, on_bad) {
+            (Ok(img), _) => good.push((path, label, img)),
+            (Err(e), OnBad::Skip) => {
+                eprintln!("warning: skipping {e}");
+                skipped += 1;
+            }
+            (Err(e), OnBad::Fail) => return Err(e),
+        }
+    }
+    if good.is_empty() {
+        return Err(DataError::AllSkipped { what: dir.to_path_buf(), skipped });
+    }
+    let (height, width) = size.unwrap_or_else(|| most_common_size(good.iter().map(|(_, _, img)| img)));
+    let mut data = Dataset { height, width, ..Default::default() };
+    for (path, label, img) in good {
+        data.pixels.extend(to_gray(&img, height, width));
+        data.labels.push(label);
+        data.sources.push(path.display().to_string());
+    }
+    if skipped > 0 {
+        eprintln!("warning: skipped {skipped} bad file(s) in {}", dir.display());
+    }
+    Ok((data, skipped))
+}
+
+fn most_common_size<'a>(imgs: impl Iterator<Item = &'a image::DynamicImage>) -> (usize, usize) {
+    let mut counts = std::collections::BTreeMap::<(usize, usize), usize>::new();
+    for img in imgs {
+        *counts.entry((img.height() as usize, img.width() as usize)).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|&(size, n)| (n, size)).map(|(s, _)| s).unwrap_or((50, 200))
+}
+
+/// `count` synthetic captchas drawn by [`captcha_synth`] with `config`, images `first..first+count` of `seed`.
+pub fn synthetic(config: captcha_synth::Config<'_>, seed: u64, first: u64, count: usize) -> anyhow::Result<Dataset> {
+    let synth = captcha_synth::Synth::new(config, seed).map_err(|e| anyhow::anyhow!("synthetic captchas: {e}"))?;
+    let (height, width) = (usize::from(config.height), usize::from(config.width));
+    let mut data = Dataset { height, width, ..Default::default() };
+    data.pixels.resize(count * height * width, 0);
+    for (i, img) in data.pixels.chunks_exact_mut(height * width).enumerate() {
+        let index = first + i as u64;
+        let label = synth.draw(index, img).map_err(|e| anyhow::anyhow!("synthetic captcha #{index}: {e}"))?;
+        data.labels.push(label.as_str().to_string());
+        data.sources.push(format!("synthetic seed {seed} #{index}"));
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_colour_images_of_any_size_and_names_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // a colour 16-bit 40x10 image: black left half, white right half
+        let img = image::ImageBuffer::from_fn(40, 10, |x, _| {
+            let v = if x < 20 { 0u16 } else { u16::MAX };
+            image::Rgb([v, v, v])
+        });
+        image::DynamicImage::ImageRgb16(img).save(dir.path().join("ab.png")).unwrap();
+        let (data, skipped) = load_dir(dir.path(), Some((5, 20)), &LabelRules::default(), OnBad::Fail).unwrap();
+        assert_eq!((data.len(), skipped, data.height, data.width), (1, 0, 5, 20));
+        assert_eq!(data.image(0)[0], 0);
+        assert_eq!(data.image(0)[19], 255);
+        assert_eq!(data.labels, ["ab"]);
+
+        std::fs::write(dir.path().join("cd.png"), b"not a png").unwrap();
+        let err = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Fail).unwrap_err();
+        assert!(err.to_string().contains("cd.png"), "{err}");
+        let (data, skipped) = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Skip).unwrap();
+        assert_eq!((data.len(), skipped, data.height, data.width), (1, 1, 10, 40));
+
+        std::fs::write(dir.path().join("ef.png"), b"").unwrap();
+        let rules = LabelRules { alphabet: Some("ab".into()), max_len: None };
+        let err = load_dir(dir.path(), None, &rules, OnBad::Fail).unwrap_err();
+        assert!(err.to_string().contains("cd.png"), "{err}");
+
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(load_dir(empty.path(), None, &rules, OnBad::Fail), Err(DataError::Empty(_))));
+        let missing = empty.path().join("nope");
+        assert!(load_dir(&missing, None, &rules, OnBad::Fail).unwrap_err().to_string().contains("nope"));
+    }
+
+    #[test]
+    fn synthetic_data_is_deterministic() {
+        let cfg = captcha_synth::Config::default();
+        let a = synthetic(cfg, 3, 10, 4).unwrap();
+        let b = synthetic(cfg, 3, 10, 4).unwrap();
+        assert_eq!((a.pixels == b.pixels, &a.labels), (true, &b.labels));
+        let c = synthetic(cfg, 4, 10, 4).unwrap();
+        assert_ne!(a.pixels, c.pixels);
+    }
+}

@@ -5,21 +5,8 @@
 //! module owns everything else: streaming the conv front-end (conv + pool fused) along the width, the
 //! bidirectional sequencing, and where each buffer lives in the caller's scratch.
 //!
-//! Tensors a model file holds (f32 models; int8 models add their quantization tensors, see `int8`):
-//!
-//! | name | shape | meaning |
-//! |---|---|---|
-//! | `conv1.weight` | `[C1, 3, 3, 1]` | conv 3×3, layout out × ky × kx × in (ky runs over height) |
-//! | `conv1.bias` | `[C1]` | |
-//! | `conv2.weight` | `[C2, 3, 3, C1]` | |
-//! | `conv2.bias` | `[C2]` | |
-//! | `dense1.weight` | `[D1, H/4 · C2]` | input index `h · C2 + c` (pooled row major, channel minor) |
-//! | `dense1.bias` | `[D1]` | |
-//! | `lstm{1,2}.{fwd,bwd}.w_ih` | `[4L, In]` | gate rows i, f, g, o (PyTorch order) |
-//! | `lstm{1,2}.{fwd,bwd}.w_hh` | `[4L, L]` | |
-//! | `lstm{1,2}.{fwd,bwd}.bias` | `[4L]` | `b_ih + b_hh` |
-//! | `dense2.weight` | `[K, 2 · L2]` | input: forward half then backward half |
-//! | `dense2.bias` | `[K]` | |
+//! The tensors it reads (names, dtypes, shapes and layouts, both precisions) are listed once, in
+//! [`crate::format::names`].
 
 use crate::block::{block_len, fill, load, put, zero_tail};
 use crate::format::{Arch, ModelFile};

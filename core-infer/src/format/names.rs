@@ -7,10 +7,10 @@
 //!
 //! | tensor | f32 | int8 | meaning |
 //! |---|---|---|---|
-//! | `conv1.weight` | `[c1, 3, 3, 1]` | same, i8 | output channel, kernel row, kernel column, input channel |
+//! | `conv1.weight` | `[c1, 3, 3, 1]` | same, i8 | output channel, kernel row (over the height), kernel column, input channel |
 //! | `conv2.weight` | `[c2, 3, 3, c1]` | same, i8 | |
-//! | `dense1.weight` | `[d1, features]` | same, i8 | features: pooled row × conv2 channel ([`Arch::features`]) |
-//! | `dense2.weight` | `[classes, 2·l2]` | same, i8 | |
+//! | `dense1.weight` | `[d1, features]` | same, i8 | input `h · c2 + c`: pooled row major, conv2 channel minor ([`Arch::features`]) |
+//! | `dense2.weight` | `[classes, 2·l2]` | same, i8 | input: LSTM2's forward half, then its backward half |
 //! | `{conv1,conv2,dense1,dense2}.bias` | f32 `[out]` | i32 `[out]` | int8: in the accumulator's scale |
 //! | `lstmN.{fwd,bwd}.w_ih` | `[4L, in]` | same, i8 | gates i, f, g, o (PyTorch order) |
 //! | `lstmN.{fwd,bwd}.w_hh` | `[4L, L]` | same, i8 | |

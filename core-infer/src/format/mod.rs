@@ -91,6 +91,7 @@ impl DType {
 /// `Arch { height: 50, width: 200, conv1: 32, conv2: 64, dense1: 64, lstm1: 128, lstm2: 64, classes: 20, max_label_len: 5 }`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Arch {
     /// Input image height in pixels.
     pub height: u16,

@@ -14,7 +14,7 @@ pub mod train;
 pub mod weights;
 
 pub use generate::{colourize, generate};
-pub use read::{eval, image_paths, inspect, predict, ArchInfo, ModelInfo};
+pub use read::{eval, image_paths, inspect, predict, ModelInfo};
 pub use train::{advice, device_line, train, Metrics};
 pub use weights::{export, quantize};
 

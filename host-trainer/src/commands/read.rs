@@ -79,7 +79,7 @@ pub struct ModelInfo {
     pub path: String,
     pub format_version: u16,
     pub precision: String,
-    pub arch: ArchInfo,
+    pub arch: core_infer::Arch,
     pub alphabet: String,
     pub input: String,
     pub file_bytes: usize,
@@ -91,21 +91,6 @@ pub struct ModelInfo {
     /// Multiply-adds per stage of one inference (`core_infer::Stage::macs`).
     pub macs: Vec<(String, u64)>,
     pub total_macs: u64,
-}
-
-/// [`core_infer::Arch`] as `inspect --json` prints it.
-#[derive(Debug, serde::Serialize)]
-pub struct ArchInfo {
-    pub height: u16,
-    pub width: u16,
-    pub conv1: u16,
-    pub conv2: u16,
-    pub dense1: u16,
-    pub lstm1: u16,
-    pub lstm2: u16,
-    /// Alphabet + 1: class 0 is the CTC blank.
-    pub classes: u16,
-    pub max_label_len: u16,
 }
 
 impl std::fmt::Display for ModelInfo {
@@ -153,12 +138,11 @@ pub fn inspect(model: &Path) -> anyhow::Result<ModelInfo> {
         .checked_sub(4)
         .and_then(|n| bytes.get(n..))
         .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    let core_infer::Arch { height, width, conv1, conv2, dense1, lstm1, lstm2, classes, max_label_len } = arch;
     Ok(ModelInfo {
         path: model.display().to_string(),
         format_version: core_infer::format::VERSION,
         precision: format!("{:?}", m.precision()).to_lowercase(),
-        arch: ArchInfo { height, width, conv1, conv2, dense1, lstm1, lstm2, classes, max_label_len },
+        arch,
         alphabet: m.alphabet().to_string(),
         input: match m.input() {
             core_infer::Input::Plain => "pixels as they are".into(),

@@ -5,6 +5,7 @@
 #   tools/setup.sh host       only libtorch
 #   tools/setup.sh firmware   only QEMU and the thumbv7em toolchain
 #   tools/setup.sh pycaptcha  only the Python `captcha` library (for tools/pycaptcha.sh); prints its python
+#   tools/setup.sh styles     that Python and Debian fonts (for tools/stylecaptcha.sh); prints its python
 #
 # libtorch comes from PyPI's torch wheel (the only source this machine reaches), installed into a venv
 # in a per-user cache keyed by version, so every clone of the project reuses it. The script then writes
@@ -83,10 +84,17 @@ setup_pycaptcha() {
     echo "$venv/bin/python"
 }
 
+# The style generator of tools/stylecaptcha.sh: the same Pillow, and several font families from Debian.
+setup_styles() {
+    apt_install fonts-dejavu-core fonts-liberation fonts-freefont-ttf >&2
+    setup_pycaptcha
+}
+
 case "$what" in
     host) setup_host ;;
     firmware) setup_firmware ;;
     pycaptcha) setup_pycaptcha ;;
+    styles) setup_styles ;;
     all) setup_host; setup_firmware ;;
-    *) echo "usage: $0 [host|firmware|pycaptcha|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [host|firmware|pycaptcha|styles|all]" >&2; exit 2 ;;
 esac

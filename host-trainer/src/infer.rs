@@ -112,7 +112,8 @@ impl<'a> Runner<'a> {
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+            // A worker that panicked (a bug) passes its panic on rather than losing its images quietly.
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
         });
         bar.finish_and_clear();
         out.sort_by_key(|(i, _)| *i);

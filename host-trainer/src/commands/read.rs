@@ -127,17 +127,20 @@ impl std::fmt::Display for ModelInfo {
 
 /// `inspect`: everything the model file says about itself, checked by core-infer's parser first.
 pub fn inspect(model: &Path) -> anyhow::Result<ModelInfo> {
-    let bytes = io::read_model(model)?;
-    let m = core_infer::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
-    let file = core_infer::format::ModelFile::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+    let bytes = io::read_model(model)?; // parsed and checked there
+    let named = |e: core_infer::Error| anyhow::anyhow!("{}: {e}", model.display());
+    let m = core_infer::Model::parse(&bytes).map_err(named)?;
+    let file = core_infer::format::ModelFile::parse(&bytes).map_err(named)?;
     let arch = *m.arch();
     let macs: Vec<(String, u64)> =
         core_infer::Stage::ALL.iter().map(|s| (s.name().to_string(), s.macs(&arch))).collect();
-    let crc = bytes
-        .len()
-        .checked_sub(4)
-        .and_then(|n| bytes.get(n..))
-        .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    // The parser checked the stored CRC against this one.
+    let crc = core_infer::format::checksum(bytes.get(..bytes.len().saturating_sub(4)).unwrap_or(&[]));
+    // Parameters: the layers' weights and biases, as the one schema names them.
+    let parameters = core_infer::format::names::tensors(m.precision(), &arch)
+        .filter(|s| matches!(s.part, "weight" | "bias" | "w_ih" | "w_hh"))
+        .map(|s| s.len())
+        .sum();
     Ok(ModelInfo {
         path: model.display().to_string(),
         format_version: core_infer::format::VERSION,
@@ -151,16 +154,7 @@ pub fn inspect(model: &Path) -> anyhow::Result<ModelInfo> {
         file_bytes: bytes.len(),
         checksum: format!("{crc:08x}"),
         tensors: file.tensors().count(),
-        parameters: file
-            .tensors()
-            .filter(|t| {
-                t.name.ends_with(b"weight")
-                    || t.name.ends_with(b"w_ih")
-                    || t.name.ends_with(b"w_hh")
-                    || t.name.ends_with(b"bias")
-            })
-            .map(|t| t.len())
-            .sum(),
+        parameters,
         scratch_bytes: m.scratch_bytes(),
         total_macs: macs.iter().map(|(_, n)| n).sum(),
         macs,

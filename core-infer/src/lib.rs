@@ -5,7 +5,7 @@
 //! # fn demo(model_bytes: &[u8], pixels: &[u8]) -> Result<(), core_infer::Error> {
 //! let model = core_infer::Model::parse(model_bytes)?;
 //! let mut scratch = vec![0u8; model.scratch_bytes()]; // on a device: a static buffer
-//! let text = model.recognize(pixels, &mut scratch)?;   // pixels: u8 grayscale, height × width, row-major
+//! let text = model.recognize(pixels, &mut scratch)?;   // pixels: u8, height × width (× 3 for colour), row-major
 //! // With a confidence: greedy (the least sure character's probability) or beam search (the text's).
 //! let reading = model.read(pixels, &mut scratch)?;
 //! let beam = model.read_beam::<8>(pixels, &mut scratch)?;
@@ -14,9 +14,10 @@
 //! ```
 //!
 //! Conventions, fixed here and in the file format ([`format`]):
-//! - Input: u8 grayscale at the model's height × width, row-major; the network sees `pixel / 255`, after
-//!   the contrast stretch the file may ask for ([`Input`], applied inside [`Model::run`]). Width is the
-//!   time axis.
+//! - Input: u8 grayscale at the model's height × width, row-major (a colour model, [`Input::Ink`]: RGB, 3
+//!   bytes per pixel; [`Model::image_bytes`]); the network sees `pixel / 255`, after the conversion the file
+//!   asks for ([`Input`]: a contrast stretch, or a colour image's ink, applied inside [`Model::run`]). Width
+//!   is the time axis.
 //! - Class 0 is the CTC blank; class `k ≥ 1` is the alphabet's character `k - 1`.
 //! - LSTM gates are in PyTorch order i, f, g, o, with `b_ih + b_hh` folded into one bias.
 //!
@@ -94,7 +95,7 @@ pub enum Error {
     Capacity,
     /// The scratch buffer is smaller than [`Model::scratch_bytes`].
     ScratchTooSmall,
-    /// The image is not height × width bytes.
+    /// The image is not [`Model::image_bytes`] long (height × width, × 3 for a colour model).
     ImageSize,
     /// The file's precision was left out of this build (the `f32` feature, for f32 models).
     PrecisionNotBuilt,

@@ -125,17 +125,33 @@ impl<'a> Model<'a> {
         self.input
     }
 
-    /// Bytes of scratch [`Model::run`] and [`Model::recognize`] need (any alignment).
+    /// Bytes of scratch [`Model::run`] and [`Model::recognize`] need (any alignment): the network's, and
+    /// for a colour model ([`Input::Ink`]) the grey image it reads.
     pub fn scratch_bytes(&self) -> usize {
-        match self.weights {
+        let network = match self.weights {
             #[cfg(feature = "f32")]
             Weights::F32(_) => self.layout.scratch_bytes::<F32>(),
             Weights::I8(..) => self.layout.scratch_bytes::<I8>(),
+        };
+        network + self.grey_bytes()
+    }
+
+    /// Bytes of the images [`Model::run`] takes: height × width × [`Input::channels`].
+    pub fn image_bytes(&self) -> usize {
+        usize::from(self.arch.height) * usize::from(self.arch.width) * self.input.channels()
+    }
+
+    /// Scratch bytes the input conversion takes for its own image (a colour model's grey ink image).
+    fn grey_bytes(&self) -> usize {
+        match self.input {
+            Input::Ink => usize::from(self.arch.height) * usize::from(self.arch.width),
+            Input::Plain | Input::Stretch => 0,
         }
     }
 
-    /// Runs the network on `pixels` (u8 grayscale, height × width, row-major, as they are: the model's
-    /// [`Input`] conversion happens here) and returns the per-step class scores, which live in `scratch`.
+    /// Runs the network on `pixels` (u8, height × width, row-major, as they are: grey, or for a colour
+    /// model ([`Input::Ink`]) RGB, 3 bytes per pixel; see [`Model::image_bytes`]; the model's [`Input`]
+    /// conversion happens here) and returns the per-step class scores, which live in `scratch`.
     pub fn run<'s>(&self, pixels: &[u8], scratch: &'s mut [u8]) -> Result<Scores<'s>, Error> {
         self.run_probed(pixels, scratch, &mut ())
     }
@@ -149,6 +165,19 @@ impl<'a> Model<'a> {
         probe: &mut P,
     ) -> Result<Scores<'s>, Error> {
         let classes = usize::from(self.arch.classes);
+        if pixels.len() != self.image_bytes() {
+            return Err(Error::ImageSize);
+        }
+        // A colour model's ink image goes to the front of the scratch; the network takes the rest.
+        let (pixels, scratch): (&[u8], &'s mut [u8]) = match self.input {
+            Input::Ink => {
+                let (grey, rest) = scratch.split_at_mut_checked(self.grey_bytes()).ok_or(Error::ScratchTooSmall)?;
+                let (h, w) = (usize::from(self.arch.height), usize::from(self.arch.width));
+                crate::input::ink(pixels, h, w, grey)?;
+                (grey, rest)
+            }
+            Input::Plain | Input::Stretch => (pixels, scratch),
+        };
         let table = &self.input.table(pixels);
         probe.done(Stage::Input);
         Ok(match &self.weights {

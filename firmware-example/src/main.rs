@@ -255,7 +255,10 @@ fn run() -> bool {
         }
     }
     #[cfg(feature = "profile")]
-    profile.log(&arch);
+    {
+        profile.log(&arch);
+        colour_input_cost(IMAGES.get(..h * w).unwrap_or(&[]), (h, w), scratch, &mut timer);
+    }
     // (b) captchas drawn here, by the same generator the trainer uses
     #[cfg(feature = "draw")]
     if !drawn_captchas(&model, (h, w), scratch) {
@@ -268,6 +271,30 @@ fn run() -> bool {
 }
 
 /// Draws captchas with the trainer's generator, reads them and logs the results and the accuracy.
+/// What a colour model's input conversion costs here (`core_infer::input::ink` and the stretch table, as
+/// `Model::run` does them for `Input::Ink`): timed on an RGB copy of the first test image (RAM the profile
+/// build may spend; the product build has no colour model).
+#[cfg(feature = "profile")]
+fn colour_input_cost(grey: &[u8], (h, w): (usize, usize), scratch: &mut [u8], timer: &mut timing::Timer) {
+    let Some(rgb) = cortex_m::singleton!(: [u8; 3 * 200 * 50] = [0; 3 * 200 * 50]) else { return };
+    let (Some(rgb), Some(out)) = (rgb.get_mut(..3 * h * w), scratch.get_mut(..h * w)) else { return };
+    for (p, &v) in rgb.chunks_exact_mut(3).zip(grey) {
+        p.copy_from_slice(&[v, 255 - v, v / 2]);
+    }
+    let t0 = timer.now();
+    let ok = core_infer::input::ink(rgb, h, w, out).is_ok();
+    let table = core_infer::Input::Ink.table(out);
+    let dt = timer.now() - t0;
+    defmt::info!(
+        "decode: colour input (ink + stretch table) {=usize}x{=usize}: {=u64} instructions, {=bool}, table[0] {=u8}",
+        w,
+        h,
+        dt,
+        ok,
+        table[0]
+    );
+}
+
 #[cfg(feature = "draw")]
 fn drawn_captchas(model: &core_infer::Model<'_>, (h, w): (usize, usize), scratch: &mut [u8]) -> bool {
     let (mut right, mut total) = (0, 0);

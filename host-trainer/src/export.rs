@@ -92,7 +92,7 @@ impl Weights {
 
     /// The same network as an ONNX graph (opset 13): input `image` `[N, 1, H, W]` in [0, 1], output `logits`
     /// `[N, T, classes]`. The graph starts after the input conversion: for a contrast-stretching model, feed it
-    /// images converted with `core_infer::Input::apply`. LSTMs use ONNX's gate order i, o, f, c and direction `bidirectional`.
+    /// images converted with `core_infer::Input::convert`. LSTMs use ONNX's gate order i, o, f, c and direction `bidirectional`.
     pub fn to_onnx(&self) -> anyhow::Result<Vec<u8>> {
         let a = self.arch;
         let mut g = Graph::default();

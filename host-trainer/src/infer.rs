@@ -56,6 +56,10 @@ impl<'a> Runner<'a> {
     pub fn size(&self) -> (usize, usize) {
         (usize::from(self.model.arch().height), usize::from(self.model.arch().width))
     }
+    /// Whether the model reads RGB images (a colour model, `core_infer::Input::Ink`).
+    pub fn colour(&self) -> bool {
+        self.model.input().channels() == 3
+    }
     /// What the model reads from the label rules' point of view.
     pub fn rules(&self) -> LabelRules {
         LabelRules {
@@ -152,9 +156,11 @@ pub fn evaluate(runner: &Runner<'_>, data: &Dataset) -> anyhow::Result<(Evaluati
     Ok((Evaluation { images: data.len(), accuracy: acc, wrong }, preds))
 }
 
-/// Loads `dir` the way `runner`'s model reads it: resized to its size, labels checked against its alphabet.
+/// Loads `dir` the way `runner`'s model reads it: resized to its size, grey or RGB, labels checked against its
+/// alphabet.
 pub fn load_for(runner: &Runner<'_>, dir: &Path, on_bad: crate::data::OnBad) -> anyhow::Result<Dataset> {
-    Ok(crate::data::load_dir(dir, Some(runner.size()), &runner.rules(), on_bad)?.0)
+    let colour = if runner.colour() { crate::data::Colour::Rgb } else { crate::data::Colour::Grey };
+    Ok(crate::data::load_dir(dir, Some(runner.size()), &runner.rules(), on_bad, colour)?.0)
 }
 
 #[cfg(test)]

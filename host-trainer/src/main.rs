@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use host_trainer::commands::{self, Source};
-use host_trainer::data::OnBad;
+use host_trainer::data::{self, OnBad};
 use host_trainer::infer::Decoder;
 use host_trainer::train;
 
@@ -144,8 +144,9 @@ struct TrainArgs {
     /// Most epochs to train (early stopping and --max-minutes may end the run sooner).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
-    /// Images per optimizer step.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Images per optimizer step (the seed: 16; with 8, twice the steps per epoch, runs leave CTC's blank
+    /// plateau in fewer epochs at about the same time per epoch).
+    #[arg(long, default_value_t = train::Options::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
     /// Stop after this many epochs without a better validation loss (the best weights are kept).
     #[arg(long, default_value_t = 10)]
@@ -157,8 +158,8 @@ struct TrainArgs {
     /// together validate every image once (10-fold cross-validation: `tools/splits.sh --folds`).
     #[arg(long, default_value_t = 0, value_parser = fold)]
     fold: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
+    /// Adam's learning rate (the seed: 1e-3).
+    #[arg(long, default_value_t = train::Options::default().learning_rate, value_parser = positive)]
     lr: f64,
     /// Halve the learning rate after this many epochs without a better validation loss (0: never, the
     /// seed's recipe). Set it below --patience, e.g. 4, so the rate drops before the run stops.
@@ -180,6 +181,14 @@ struct TrainArgs {
     /// core-infer applies it on the device too). The stretch is what lets faint and colour captchas train.
     #[arg(long)]
     no_stretch: bool,
+    /// Grey or colour input. auto: colour when grayscale would nearly erase the drawn pixels (at least 5% of
+    /// them within 24 luma levels of the background while their colour is clearly off it, over the first
+    /// 200 images; e.g. a red character on a green background); the log says which and why. With colour
+    /// the model reads RGB images and sees each pixel's distance from the background colour as ink (the
+    /// model file records it; core-infer converts on the device too, in integers). Synthetic captchas are
+    /// grey.
+    #[arg(long, value_enum, default_value_t = ColourArg::Auto)]
+    colour: ColourArg,
     /// Shift each training image by a random offset (up to ±4% of the width, ±8% of the height) every
     /// epoch: for captchas whose text moves around more than in the training set.
     #[arg(long)]
@@ -188,12 +197,28 @@ struct TrainArgs {
     /// roughly the last 100 batches), instead of the last batch's weights; 0: keep the weights (the seed).
     #[arg(long, default_value_t = 0.99, value_parser = decay)]
     ema: f64,
+    /// Also train a shortcut head, dense1 straight to the classes, with its own CTC loss at this weight
+    /// (0: none). It gives the convolutions a direct gradient while the LSTMs still output blanks (the CTC
+    /// plateau); the head is dropped when training ends, so the saved model is the seed's network.
+    #[arg(long, default_value_t = train::Options::default().aux_ctc, value_parser = non_negative)]
+    aux_ctc: f64,
     /// Continue an interrupted run from the checkpoint in --out (same data, seed and batch size).
     #[arg(long)]
     resume: bool,
     /// Warn about and skip unreadable images and bad labels instead of stopping.
     #[arg(long)]
     skip_bad: bool,
+}
+
+/// `train --colour`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ColourArg {
+    /// Colour if grayscale would lose the images' ink, else grey.
+    Auto,
+    /// Always colour (RGB images, ink input).
+    Always,
+    /// Always grayscale (the seed's conversion).
+    Never,
 }
 
 /// A moving average's decay: from 0 (off) up to, not including, 1.
@@ -221,6 +246,14 @@ fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+/// A number from 0 up.
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a number of 0 or more")),
     }
 }
 
@@ -299,9 +332,15 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 lr_patience: a.lr_patience,
                 stretch_contrast: !a.no_stretch,
                 ema: a.ema,
+                aux_ctc: a.aux_ctc,
                 ..Default::default()
             };
-            commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad))?;
+            let colour = match a.colour {
+                ColourArg::Auto => data::Colour::Auto,
+                ColourArg::Always => data::Colour::Rgb,
+                ColourArg::Never => data::Colour::Grey,
+            };
+            commands::train(&source, &opts, &out, a.resume, on_bad(a.skip_bad), colour)?;
         }
         Command::Eval { model, data, skip_bad, json, beam } => {
             let evals = commands::eval(&model, &data, on_bad(skip_bad), decoder(beam))?;

@@ -39,6 +39,9 @@ pub struct Crnn {
     dense1: nn::Linear,
     /// Training-time batch norms after conv1, conv2 and dense1 (`bn1`, `bn2`, `bn3`), if any.
     norms: Option<[nn::BatchNorm; 3]>,
+    /// A training-time shortcut head (`aux`): dense1's output straight to class scores by one dense layer,
+    /// trained with its own CTC loss ([`Crnn::forward_train`]) and left out of the saved model.
+    aux: Option<nn::Linear>,
     lstm1: nn::LSTM,
     lstm2: nn::LSTM,
     dense2: nn::Linear,
@@ -52,8 +55,8 @@ const LSTM_DROPOUT: f64 = 0.25;
 const NORMS: [(&str, &str); 3] = [("bn1", "conv1"), ("bn2", "conv2"), ("bn3", "dense1")];
 
 impl Crnn {
-    /// The seed's network; with `batch_norm`, the training variant described in the module docs.
-    pub fn new(root: &nn::Path, arch: Arch, batch_norm: bool) -> Self {
+    /// The seed's network; with `batch_norm` and `aux`, the training variants described in the module docs.
+    pub fn new(root: &nn::Path, arch: Arch, batch_norm: bool, aux: bool) -> Self {
         let a = arch;
         let conv = nn::ConvConfig { padding: 1, ..Default::default() };
         let bilstm = nn::RNNConfig { bidirectional: true, batch_first: true, ..Default::default() };
@@ -73,6 +76,7 @@ impl Crnn {
                     nn::batch_norm1d(root / NORMS[2].0, d1, bn),
                 ]
             }),
+            aux: aux.then(|| nn::linear(root / "aux", d1, k, Default::default())),
             lstm1: nn::lstm(root / "lstm1", d1, l1, bilstm),
             lstm2: nn::lstm(root / "lstm2", 2 * l1, l2, bilstm),
             dense2: nn::linear(root / "dense2", 2 * l2, k, Default::default()),
@@ -102,11 +106,18 @@ impl Crnn {
 
     /// Logits `[N, T, classes]` of images `[N, 1, H, W]` holding values in [0, 1].
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        self.forward_train(images, train).0
+    }
+
+    /// [`Crnn::forward_t`], and the shortcut head's logits `[N, T, classes]` (dense1 → `aux`) if the
+    /// network has one.
+    pub fn forward_train(&self, images: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
         let [_, _, d1] = self.front(images, train);
         let x = d1.dropout(DENSE_DROPOUT, train);
+        let aux = self.aux.as_ref().map(|head| x.apply(head));
         let (x, _) = self.lstm1.seq(&sequence_dropout(&x, LSTM_DROPOUT, train));
         let (x, _) = self.lstm2.seq(&sequence_dropout(&x, LSTM_DROPOUT, train));
-        self.dense2.forward(&x)
+        (self.dense2.forward(&x), aux)
     }
 
     /// The activations quantization calibrates, in inference mode: conv1 and conv2 after ReLU, dense1
@@ -162,7 +173,7 @@ fn keras_init(root: &nn::Path, lstms: &[(&str, i64)]) {
         let _ = t.shallow_clone().uniform_(-bound, bound);
     };
     tch::no_grad(|| {
-        for layer in ["conv1", "conv2", "dense1", "dense2"] {
+        for layer in ["conv1", "conv2", "dense1", "dense2", "aux"] {
             let p = root.sub(layer);
             if let Some(w) = p.get("weight") {
                 let size = w.size();
@@ -203,15 +214,18 @@ fn keras_init(root: &nn::Path, lstms: &[(&str, i64)]) {
     });
 }
 
-/// u8 images (`n × H × W` bytes, as they are) as the network's input: each converted as `spec` says (see
-/// [`Spec::input`]), then a float tensor `[n, 1, H, W]` in [0, 1]. core-infer does the same inside.
+/// u8 images (`n × H × W × channels` bytes, as they are) as the network's input: each converted as `spec`
+/// says (see [`Spec::input`]), then a float tensor `[n, 1, H, W]` in [0, 1]. core-infer does the same
+/// inside `Model::run`, with the same function.
 pub fn images_tensor(spec: &Spec, pixels: &[u8], n: usize) -> Tensor {
-    let (h, w) = (i64::from(spec.height), i64::from(spec.width));
-    let mut converted = pixels.to_vec();
-    for image in converted.chunks_mut((h * w) as usize) {
-        spec.input().apply(image);
+    let (h, w) = (usize::from(spec.height), usize::from(spec.width));
+    let input = spec.input();
+    let mut converted = vec![0u8; n * h * w];
+    for (image, out) in pixels.chunks_exact(h * w * input.channels()).zip(converted.chunks_exact_mut(h * w)) {
+        // The sizes match by construction (both chunked from `n` images of this spec).
+        let _ = input.convert(image, h, w, out);
     }
-    Tensor::from_slice(&converted).view([n as i64, 1, h, w]).to_kind(Kind::Float) / 255.0
+    Tensor::from_slice(&converted).view([n as i64, 1, h as i64, w as i64]).to_kind(Kind::Float) / 255.0
 }
 
 /// Best class per step of logits `[N, T, K]`, as `N` rows of `T` indices.
@@ -239,6 +253,11 @@ pub struct Spec {
     /// the `model.json` of models trained before the option existed, which read pixels as they are.
     #[serde(default)]
     pub stretch_contrast: bool,
+    /// The model reads RGB images through their ink ([`core_infer::Input::Ink`], stretched too): chosen in
+    /// training when grayscale would lose the captchas' colours (`data::grey_loss`). Absent in the
+    /// `model.json` of models trained before the option existed, which read grey.
+    #[serde(default)]
+    pub colour: bool,
     /// The folder of images it was trained on (none for synthetic captchas): where `quantize` finds
     /// calibration images like the training data by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,12 +279,15 @@ impl Spec {
             max_label_len,
             alphabet,
             stretch_contrast: false,
+            colour: false,
             data: None,
         }
     }
     /// The input conversion the model file records and core-infer applies.
     pub fn input(&self) -> core_infer::Input {
-        if self.stretch_contrast {
+        if self.colour {
+            core_infer::Input::Ink
+        } else if self.stretch_contrast {
             core_infer::Input::Stretch
         } else {
             core_infer::Input::Plain
@@ -288,19 +310,20 @@ pub struct Trained {
 impl Trained {
     /// A freshly initialized seed model (tch's global seed decides the initial weights).
     pub fn new(spec: Spec) -> Self {
-        Self::for_training(spec, false)
+        Self::for_training(spec, false, false)
     }
 
-    /// A freshly initialized model, with the training-time batch norms if `batch_norm`.
-    pub fn for_training(spec: Spec, batch_norm: bool) -> Self {
+    /// A freshly initialized model, with the training-time batch norms if `batch_norm` and the shortcut
+    /// head if `aux`.
+    pub fn for_training(spec: Spec, batch_norm: bool, aux: bool) -> Self {
         let vs = nn::VarStore::new(tch::Device::cuda_if_available());
-        let net = Crnn::new(&vs.root(), spec.arch(), batch_norm);
+        let net = Crnn::new(&vs.root(), spec.arch(), batch_norm, aux);
         Trained { spec, vs, net }
     }
 
     /// The seed's network computing what this one computes in inference mode: each batch norm, an
     /// affine map `γ (x − μ) / √(σ² + ε) + β` per channel, folded into the weights and bias before it.
-    /// A model without batch norms is copied as it is.
+    /// A model without batch norms is copied as it is. The shortcut head, if any, is left out.
     pub fn fold_batch_norm(&self) -> Trained {
         let folded = Trained::new(self.spec.clone());
         let src = self.vs.variables();
@@ -350,12 +373,12 @@ impl Trained {
     /// Logits `[N, T, K]` for u8 images (as they are, see [`images_tensor`]), in inference mode, in batches
     /// of 64.
     pub fn logits(&self, pixels: &[u8], n: usize) -> Tensor {
-        let (h, w) = (usize::from(self.spec.height), usize::from(self.spec.width));
+        let image = usize::from(self.spec.height) * usize::from(self.spec.width) * self.spec.input().channels();
         let device = self.vs.device();
         tch::no_grad(|| {
             let chunks: Vec<Tensor> = pixels
-                .chunks(64 * h * w)
-                .map(|c| self.net.forward_t(&images_tensor(&self.spec, c, c.len() / (h * w)).to_device(device), false))
+                .chunks(64 * image)
+                .map(|c| self.net.forward_t(&images_tensor(&self.spec, c, c.len() / image).to_device(device), false))
                 .collect();
             let all = Tensor::cat(&chunks, 0).to_device(tch::Device::Cpu);
             debug_assert_eq!(all.size()[0], n as i64);
@@ -372,7 +395,7 @@ mod tests {
     fn folding_batch_norm_keeps_the_outputs_and_gives_the_seed_network() {
         tch::manual_seed(3);
         let spec = Spec::new(seed_arch(20, 32, 5, 3), "abcd");
-        let model = Trained::for_training(spec, true);
+        let model = Trained::for_training(spec, true, false);
         let images = Tensor::rand([4, 1, 20, 32], (Kind::Float, tch::Device::Cpu));
         // Non-trivial statistics and affine parameters: a few training-mode passes move the running
         // mean and variance; γ and β are drawn at random.

@@ -155,7 +155,7 @@ pub fn write(
     dir: &std::path::Path,
 ) -> anyhow::Result<Calibration> {
     let n = calibration.len().min(256);
-    let pixels = &calibration.pixels[..n * calibration.height * calibration.width];
+    let pixels = &calibration.pixels[..n * calibration.height * calibration.width * calibration.channels()];
     let cal = calibrate(model, pixels, n)?;
     let bytes = quantize(weights, &cal)?;
     crate::io::write_atomic(&dir.join("model-int8.crnn"), &bytes).context("writing the int8 model")?;

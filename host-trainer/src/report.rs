@@ -100,9 +100,13 @@ pub fn predictions_png(data: &Dataset, predictions: &[String], max: usize, path:
         root.fill(&WHITE).map_err(plot_err)?;
         for (slot, &i) in order.iter().enumerate() {
             let (x0, y0) = ((slot % cols) as i32 * cell_w as i32 + 10, (slot / cols) as i32 * cell_h as i32 + 26);
-            for (k, &v) in data.image(i).iter().enumerate() {
+            for (k, p) in data.image(i).chunks_exact(data.channels()).enumerate() {
                 let (x, y) = ((k % data.width) as i32, (k / data.width) as i32);
-                root.draw_pixel((x0 + x, y0 + y), &RGBColor(v, v, v)).map_err(plot_err)?;
+                let colour = match *p {
+                    [r, g, b] => RGBColor(r, g, b),
+                    _ => RGBColor(p[0], p[0], p[0]),
+                };
+                root.draw_pixel((x0 + x, y0 + y), &colour).map_err(plot_err)?;
             }
             let right = data.labels[i] == predictions[i];
             let color = if right { RGBColor(0, 130, 0) } else { RGBColor(200, 0, 0) };

@@ -224,7 +224,7 @@ fn a_transparent_background_reads_as_white() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ab.png");
     std::fs::write(&path, transparent_png(40, 10)).unwrap();
-    let gray = host_trainer::data::load_image(&path, 10, 40).unwrap();
+    let gray = host_trainer::data::load_image(&path, 10, 40, false).unwrap();
     // The definition: transparent pixels are white paper, opaque ink keeps its luma.
     for (i, &v) in gray.iter().enumerate() {
         let (x, y) = (i % 40, i / 40);

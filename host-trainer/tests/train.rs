@@ -6,11 +6,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use host_trainer::commands::{self, Source};
-use host_trainer::data::OnBad;
+use host_trainer::data::{Colour, OnBad};
 use host_trainer::model::Trained;
 use host_trainer::train::Options;
 
 const IMAGES: usize = 300;
+
+/// libtorch's random generator is global to the process: tests that train take turns, so that each run
+/// is the reproducible one its seed says.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn options(epochs: usize) -> Options {
     Options { epochs, seed: 7, ..Default::default() }
@@ -30,10 +34,11 @@ fn losses(out: &Path) -> Vec<(f64, f64)> {
 
 #[test]
 fn trains_saves_reloads_and_resumes_after_a_kill() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let straight = tmp.path().join("straight");
     let source = Source::Synthetic { count: IMAGES };
-    let metrics = commands::train(&source, &options(3), &straight, false, OnBad::Fail).unwrap();
+    let metrics = commands::train(&source, &options(3), &straight, false, OnBad::Fail, Colour::Auto).unwrap();
     let history = losses(&straight);
     assert_eq!(history.len(), 3);
     assert!(history[2].0 < history[0].0, "training loss did not fall: {history:?}");
@@ -48,7 +53,7 @@ fn trains_saves_reloads_and_resumes_after_a_kill() {
     assert!(metrics.wrong.iter().all(|(_, truth, read)| truth != read), "{:?}", metrics.wrong);
 
     // The saved weights reload to the very same outputs.
-    let data = Source::Synthetic { count: 8 }.load(99, OnBad::Fail).unwrap();
+    let data = Source::Synthetic { count: 8 }.load(99, OnBad::Fail, Colour::Auto).unwrap();
     let reloaded = Trained::load(&straight.join("model.ot")).unwrap();
     let again = Trained::load(&straight.join("model.ot")).unwrap();
     let a = reloaded.logits(&data.pixels, data.len());
@@ -101,12 +106,19 @@ fn trains_saves_reloads_and_resumes_after_a_kill() {
 
 #[test]
 fn bad_folder_errors_name_the_file() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("abc.png"), b"\x89PNG broken").unwrap();
-    let err =
-        commands::train(&Source::Folder(tmp.path().into()), &options(1), &tmp.path().join("out"), false, OnBad::Fail)
-            .err()
-            .unwrap();
+    let err = commands::train(
+        &Source::Folder(tmp.path().into()),
+        &options(1),
+        &tmp.path().join("out"),
+        false,
+        OnBad::Fail,
+        Colour::Auto,
+    )
+    .err()
+    .unwrap();
     assert!(format!("{err:#}").contains("abc.png"), "{err:#}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_host-trainer"))
@@ -129,4 +141,59 @@ fn bad_folder_errors_name_the_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--fold"), "{stderr}");
     assert!(!tmp.path().join("fold").exists());
+}
+
+/// Synthetic captchas saved as red-on-green PNGs of equal luma (94): grayscale nearly erases them.
+fn red_on_green(dir: &Path, count: usize) -> host_trainer::data::Dataset {
+    let data = host_trainer::data::synthetic(captcha_synth::Config::default(), 5, 0, count).unwrap();
+    let (h, w) = (data.height as u32, data.width as u32);
+    for i in 0..data.len() {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            // paper (255) is green, ink (0) is red, mixed in between
+            let v = u32::from(data.image(i)[(y * w + x) as usize]);
+            let mix = |paper: u32, ink: u32| ((paper * v + ink * (255 - v) + 127) / 255) as u8;
+            image::Rgb([mix(0, 255), mix(160, 30), mix(0, 0)])
+        });
+        img.save(dir.join(format!("{}_{i}.png", data.labels[i]))).unwrap();
+    }
+    data
+}
+
+#[test]
+fn a_colour_folder_trains_a_colour_model_that_reads_rgb_on_every_path() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let (images, out) = (tmp.path().join("images"), tmp.path().join("out"));
+    std::fs::create_dir(&images).unwrap();
+    red_on_green(&images, 48);
+    // With the shortcut head: it trains, and is left out of what is saved.
+    let opts = Options { aux_ctc: 0.5, ..options(1) };
+    let metrics =
+        commands::train(&Source::Folder(images.clone()), &opts, &out, false, OnBad::Fail, Colour::Auto).unwrap();
+    let model = Trained::load(&out.join("model.ot")).unwrap();
+    assert!(model.spec.colour, "auto chose grey for captchas that grayscale erases");
+    assert!(model.vs.variables().keys().all(|k| !k.starts_with("aux")), "the shortcut head was saved");
+    assert_eq!(metrics.parameters, host_trainer::model::Crnn::parameter_count(&model.vs));
+    for file in ["model.crnn", "model-int8.crnn"] {
+        let bytes = std::fs::read(out.join(file)).unwrap();
+        let m = core_infer::Model::parse(&bytes).unwrap();
+        assert_eq!((m.input(), m.image_bytes()), (core_infer::Input::Ink, 3 * 50 * 200), "{file}");
+    }
+    // eval's loader gives RGB to a colour model, and core-infer (converting inside) reads what tch reads.
+    let bytes = std::fs::read(out.join("model.crnn")).unwrap();
+    let runner = host_trainer::infer::Runner::new(&bytes).unwrap();
+    let data = host_trainer::infer::load_for(&runner, &images, OnBad::Fail).unwrap();
+    assert!(data.colour && data.image(0).len() == 3 * 50 * 200);
+    let codec = host_trainer::data::Codec::new(&model.spec.alphabet);
+    let read = runner.recognize_all(&data).unwrap();
+    for (i, path) in host_trainer::model::best_paths(&model.logits(&data.pixels, data.len())).iter().enumerate() {
+        assert_eq!(read[i], codec.decode_path(path, usize::from(model.spec.max_label_len)), "{}", data.sources[i]);
+    }
+    // predict reads the files as RGB too, and --colour never trains the grey model instead.
+    let file = std::path::PathBuf::from(&data.sources[0]);
+    let predicted = commands::predict(&out.join("model-int8.crnn"), &[file], Default::default()).unwrap();
+    assert!(predicted[0].1.is_ok(), "{:?}", predicted[0].1);
+    let grey_out = tmp.path().join("grey");
+    commands::train(&Source::Folder(images), &options(1), &grey_out, false, OnBad::Fail, Colour::Grey).unwrap();
+    assert!(!Trained::load(&grey_out.join("model.ot")).unwrap().spec.colour);
 }

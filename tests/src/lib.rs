@@ -42,8 +42,9 @@ pub fn real_images(height: usize, width: usize) -> Option<Dataset> {
         eprintln!("SKIPPED (real data): {} is absent; only synthetic images are tested", dir.display());
         return None;
     }
-    let (data, _) = data::load_dir(&dir, Some((height, width)), &LabelRules::default(), OnBad::Fail)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (data, _) =
+        data::load_dir(&dir, Some((height, width)), &LabelRules::default(), OnBad::Fail, data::Colour::Grey)
+            .unwrap_or_else(|e| panic!("{e}"));
     Some(data)
 }
 
@@ -59,8 +60,8 @@ pub fn tract_runner(bytes: &[u8], h: usize, w: usize, input: core_infer::Input) 
         .and_then(|m| m.into_runnable())
         .expect("tract plan");
     move |pixels| {
-        let mut converted = pixels.to_vec();
-        input.apply(&mut converted);
+        let mut converted = vec![0; h * w];
+        input.convert(pixels, h, w, &mut converted).expect("an image of the model's size");
         let image =
             tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(converted[y * w + x]) / 255.0);
         let out = plan.run(tvec!(Tensor::from(image).into())).expect("tract run");

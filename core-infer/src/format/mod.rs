@@ -11,7 +11,7 @@
 //! | 12 | 2×9 | architecture: image height, image width, conv1 channels, conv2 channels, dense1 units, LSTM1 hidden, LSTM2 hidden, classes (blank included), maximum label length ([`Arch`]) |
 //! | 30 | 2 | alphabet length in bytes (UTF-8) |
 //! | 32 | 2 | tensor count |
-//! | 34 | 2 | input conversion: `0` pixels as they are, `1` contrast stretched ([`crate::Input`]) |
+//! | 34 | 2 | input conversion: `0` pixels as they are, `1` contrast stretched, `2` colour ink ([`crate::Input`]) |
 //! | 36 | n | alphabet, UTF-8; class `k ≥ 1` is the alphabet's character `k - 1`, class 0 is the CTC blank |
 //! | … | … | tensor table, one entry per tensor (below) |
 //! | … | … | payload: the tensors' data, each starting 4-byte aligned relative to the file start |
@@ -483,7 +483,7 @@ mod tests {
         assert_eq!(ModelFile::parse(&patched(4, &2u16.to_le_bytes())).unwrap_err(), Error::UnsupportedVersion(2));
         assert_eq!(ModelFile::parse(&patched(6, &9u16.to_le_bytes())).unwrap_err(), Error::BadHeader);
         assert_eq!(ModelFile::parse(&patched(8, &7u32.to_le_bytes())).unwrap_err(), Error::LengthMismatch);
-        assert_eq!(ModelFile::parse(&patched(34, &2u16.to_le_bytes())).unwrap_err(), Error::BadHeader);
+        assert_eq!(ModelFile::parse(&patched(34, &3u16.to_le_bytes())).unwrap_err(), Error::BadHeader);
         let mut b = sample();
         b.push(0);
         assert_eq!(ModelFile::parse(&b).unwrap_err(), Error::LengthMismatch);

@@ -28,10 +28,13 @@ pub enum Source {
 }
 
 impl Source {
-    /// Loads or draws the images.
-    pub fn load(&self, seed: u64, on_bad: OnBad) -> anyhow::Result<Dataset> {
+    /// Loads or draws the images, grey or colour as `colour` says (synthetic captchas are grey).
+    pub fn load(&self, seed: u64, on_bad: OnBad, colour: data::Colour) -> anyhow::Result<Dataset> {
         match self {
-            Source::Folder(dir) => Ok(data::load_dir(dir, None, &LabelRules::default(), on_bad)?.0),
+            Source::Folder(dir) => Ok(data::load_dir(dir, None, &LabelRules::default(), on_bad, colour)?.0),
+            Source::Synthetic { .. } if colour == data::Colour::Rgb => {
+                bail!("synthetic captchas are grey: --colour always needs --data")
+            }
             Source::Synthetic { count } => {
                 let bar =
                     indicatif::ProgressBar::new_spinner().with_message(format!("drawing {count} synthetic captchas"));

@@ -67,7 +67,7 @@ pub fn predict(
     let (h, w) = runner.size();
     let paths = image_paths(inputs);
     let readings = runner.read_many(paths.len(), |r, i, scratch| {
-        let pixels = data::load_image(&paths[i], h, w)?;
+        let pixels = data::load_image(&paths[i], h, w, r.colour())?;
         r.read_with(&pixels, scratch)
     });
     Ok(paths.into_iter().zip(readings).collect())
@@ -150,6 +150,9 @@ pub fn inspect(model: &Path) -> anyhow::Result<ModelInfo> {
         input: match m.input() {
             core_infer::Input::Plain => "pixels as they are".into(),
             core_infer::Input::Stretch => "contrast stretched (darkest pixel to 0, lightest to 255)".into(),
+            core_infer::Input::Ink => {
+                "colour: RGB, each pixel's distance from the background colour as ink, contrast stretched".into()
+            }
         },
         file_bytes: bytes.len(),
         checksum: format!("{crc:08x}"),

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub alphabet: String,
     pub max_label_len: usize,
     pub image_size: [usize; 2],
+    /// Whether the model reads colour (RGB through its ink, `core_infer::Input::Ink`) rather than grey.
+    pub colour: bool,
     pub parameters: usize,
     pub epochs_run: usize,
     pub best_epoch: usize,
@@ -54,9 +56,10 @@ pub fn train(
     out: &Path,
     resume: bool,
     on_bad: OnBad,
+    colour: data::Colour,
 ) -> anyhow::Result<Metrics> {
     let started = Instant::now();
-    let data = source.load(opts.seed, on_bad)?;
+    let data = source.load(opts.seed, on_bad, colour)?;
     eprintln!(
         "{} images of {}x{} from {}; alphabet {:?}; labels up to {} characters; outputs in {}",
         data.len(),
@@ -106,6 +109,7 @@ pub fn train(
         alphabet: model.spec.alphabet.clone(),
         max_label_len: usize::from(model.spec.max_label_len),
         image_size: [data.height, data.width],
+        colour: model.spec.colour,
         parameters: Crnn::parameter_count(&model.vs),
         epochs_run,
         best_epoch: outcome.best_epoch,
@@ -171,6 +175,18 @@ pub fn advice(m: &Metrics, opts: &train::Options) -> Vec<String> {
         }
         Some(_) => {}
     }
+    if m.first_reading.is_some() && m.colour && m.core_infer_f32.sequence < 0.5 {
+        out.push(
+            "It reads colour (grayscale would lose some ink): if the colours carry nothing, compare with --colour \
+             never."
+                .into(),
+        );
+    }
+    if m.first_reading.is_none() && !m.colour {
+        out.push(
+            "If the captchas are coloured and some characters look faint in grayscale, try --colour always.".into(),
+        );
+    }
     if m.first_reading.is_some() && ran_out && m.best_epoch + 2 >= m.epochs_run {
         out.push(format!(
             "It was still improving when the {} ended it: more {} should read better.",
@@ -212,6 +228,7 @@ mod tests {
             alphabet: "ab".into(),
             max_label_len: 5,
             image_size: [50, 200],
+            colour: false,
             parameters: 1,
             epochs_run,
             best_epoch,
@@ -239,6 +256,13 @@ mod tests {
         assert!(a[0].contains("--epochs"), "{a:?}");
         let timed = train::Options { max_minutes: Some(8.0), ..opts.clone() };
         assert!(advice(&metrics(None, 20, 17, 0.0, 0.0), &timed)[0].contains("--max-minutes"));
+        // a grey model that reads nothing is pointed at colour; a colour one, while it reads little, at grey
+        assert!(a.iter().any(|l| l.contains("--colour always")), "{a:?}");
+        let colour = Metrics { colour: true, ..metrics(Some(5), 30, 20, 0.3, 0.3) };
+        assert!(advice(&colour, &opts).iter().any(|l| l.contains("--colour never")));
+        assert!(!advice(&Metrics { colour: true, ..metrics(None, 30, 20, 0.0, 0.0) }, &opts)
+            .iter()
+            .any(|l| l.contains("--colour")));
         // a good run that read from the start: nothing to say
         assert!(advice(&metrics(Some(1), 30, 20, 0.99, 0.99), &opts).is_empty());
         // left the plateau late, still improving at the epoch limit, few images, int8 behind

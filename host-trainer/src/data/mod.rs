@@ -1,7 +1,9 @@
-//! Datasets: a folder of `LABEL.png` captchas, or synthetic ones, as u8 grayscale at one size.
+//! Datasets: a folder of `LABEL.png` captchas, or synthetic ones, as u8 grayscale (or RGB) at one size.
 //!
 //! Conversion follows the seed: grayscale, resized to the model's height × width (bilinear), and the network
-//! sees `pixel / 255`. Width is the time axis. Images stay u8 here; the tch model and core-infer both divide.
+//! sees `pixel / 255`. Width is the time axis. Images stay u8 here, as a caller passes them to core-infer's
+//! `Model::run`; the model's input conversion (`core_infer::Input`) happens later, the same way in training
+//! and on the device. Captchas whose colours grayscale would lose ([`grey_loss`]) are kept in RGB.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -36,7 +38,9 @@ pub enum DataError {
 pub struct Dataset {
     pub height: usize,
     pub width: usize,
-    /// `len × height × width` bytes, row-major per image.
+    /// RGB images (3 bytes per pixel) rather than grey: for a colour model (`core_infer::Input::Ink`).
+    pub colour: bool,
+    /// `len × height × width × channels` bytes, row-major per image.
     pub pixels: Vec<u8>,
     pub labels: Vec<String>,
     /// Where each image came from (file path, or `synthetic #index`), for messages and reports.
@@ -50,8 +54,16 @@ impl Dataset {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+    /// Bytes per pixel: 3 for colour, 1 for grey.
+    pub fn channels(&self) -> usize {
+        if self.colour {
+            3
+        } else {
+            1
+        }
+    }
     pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.height * self.width;
+        let n = self.height * self.width * self.channels();
         &self.pixels[i * n..(i + 1) * n]
     }
     /// The sorted set of characters in the labels.
@@ -64,7 +76,7 @@ impl Dataset {
     }
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
-        let mut out = Dataset { height: self.height, width: self.width, ..Default::default() };
+        let mut out = Dataset { height: self.height, width: self.width, colour: self.colour, ..Default::default() };
         for &i in indices {
             out.pixels.extend_from_slice(self.image(i));
             out.labels.push(self.labels[i].clone());
@@ -84,13 +96,27 @@ pub enum OnBad {
     Skip,
 }
 
+/// Grey or colour images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Colour {
+    /// Grayscale (luma): what a grey model reads.
+    #[default]
+    Grey,
+    /// RGB: what a colour model (`core_infer::Input::Ink`) reads.
+    Rgb,
+    /// RGB if the images' colours would be lost in grey ([`grey_loss`]), else grey: for training.
+    Auto,
+}
+
 /// Loads every `LABEL.png` of `dir`. The size is `size` if given (a model's), else the most common image
-/// size in the folder. Returns the dataset and the number of skipped files (always 0 with [`OnBad::Fail`]).
+/// size in the folder; grey or RGB as `colour` says. Returns the dataset and the number of skipped files
+/// (always 0 with [`OnBad::Fail`]).
 pub fn load_dir(
     dir: &Path,
     size: Option<(usize, usize)>,
     rules: &LabelRules,
     on_bad: OnBad,
+    colour: Colour,
 ) -> Result<(Dataset, usize), DataError> {
     let files = list_images(dir)?;
     let mut good = Vec::new();
@@ -114,9 +140,24 @@ pub fn load_dir(
         return Err(DataError::AllSkipped { what: dir.to_path_buf(), skipped });
     }
     let (height, width) = size.unwrap_or_else(|| most_common_size(good.iter().map(|(_, _, img)| img)));
-    let mut data = Dataset { height, width, ..Default::default() };
+    let colour = match colour {
+        Colour::Grey => false,
+        Colour::Rgb => true,
+        Colour::Auto => {
+            let lost = grey_loss(good.iter().map(|(_, _, img)| img).take(COLOUR_SAMPLE));
+            let colour = lost >= COLOUR_LOSS;
+            eprintln!(
+                "{:.1}% of the drawn pixels of the first {} images nearly vanish in grayscale: {}",
+                100.0 * lost,
+                good.len().min(COLOUR_SAMPLE),
+                if colour { "training on colour (ink input)" } else { "training on grayscale" }
+            );
+            colour
+        }
+    };
+    let mut data = Dataset { height, width, colour, ..Default::default() };
     for (path, label, img) in good {
-        data.pixels.extend(to_gray(&img, height, width));
+        data.pixels.extend(to_pixels(&img, height, width, colour));
         data.labels.push(label);
         data.sources.push(path.display().to_string());
     }
@@ -138,7 +179,7 @@ fn most_common_size<'a>(imgs: impl Iterator<Item = &'a image::DynamicImage>) -> 
 pub fn synthetic(config: captcha_synth::Config<'_>, seed: u64, first: u64, count: usize) -> anyhow::Result<Dataset> {
     let synth = captcha_synth::Synth::new(config, seed).map_err(|e| anyhow::anyhow!("synthetic captchas: {e}"))?;
     let (height, width) = (usize::from(config.height), usize::from(config.width));
-    let mut data = Dataset { height, width, ..Default::default() };
+    let mut data = Dataset { height, width, colour: false, ..Default::default() };
     data.pixels.resize(count * height * width, 0);
     for (i, img) in data.pixels.chunks_exact_mut(height * width).enumerate() {
         let index = first + i as u64;
@@ -162,27 +203,28 @@ mod tests {
             image::Rgb([v, v, v])
         });
         image::DynamicImage::ImageRgb16(img).save(dir.path().join("ab.png")).unwrap();
-        let (data, skipped) = load_dir(dir.path(), Some((5, 20)), &LabelRules::default(), OnBad::Fail).unwrap();
+        let (data, skipped) =
+            load_dir(dir.path(), Some((5, 20)), &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap();
         assert_eq!((data.len(), skipped, data.height, data.width), (1, 0, 5, 20));
         assert_eq!(data.image(0)[0], 0);
         assert_eq!(data.image(0)[19], 255);
         assert_eq!(data.labels, ["ab"]);
 
         std::fs::write(dir.path().join("cd.png"), b"not a png").unwrap();
-        let err = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Fail).unwrap_err();
+        let err = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap_err();
         assert!(err.to_string().contains("cd.png"), "{err}");
-        let (data, skipped) = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Skip).unwrap();
+        let (data, skipped) = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Skip, Colour::Grey).unwrap();
         assert_eq!((data.len(), skipped, data.height, data.width), (1, 1, 10, 40));
 
         std::fs::write(dir.path().join("ef.png"), b"").unwrap();
         let rules = LabelRules { alphabet: Some("ab".into()), max_len: None };
-        let err = load_dir(dir.path(), None, &rules, OnBad::Fail).unwrap_err();
+        let err = load_dir(dir.path(), None, &rules, OnBad::Fail, Colour::Grey).unwrap_err();
         assert!(err.to_string().contains("cd.png"), "{err}");
 
         let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(load_dir(empty.path(), None, &rules, OnBad::Fail), Err(DataError::Empty(_))));
+        assert!(matches!(load_dir(empty.path(), None, &rules, OnBad::Fail, Colour::Grey), Err(DataError::Empty(_))));
         let missing = empty.path().join("nope");
-        assert!(load_dir(&missing, None, &rules, OnBad::Fail).unwrap_err().to_string().contains("nope"));
+        assert!(load_dir(&missing, None, &rules, OnBad::Fail, Colour::Grey).unwrap_err().to_string().contains("nope"));
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub fn exercise(bytes: &[u8], image_seed: u8) -> bool {
     if need > MAX_BYTES || pixels > MAX_PIXELS {
         return true;
     }
-    let image: Vec<u8> = (0..pixels).map(|i| (i as u8).wrapping_mul(31).wrapping_add(image_seed)).collect();
+    // Grey, or RGB for a colour model.
+    let image: Vec<u8> =
+        (0..model.image_bytes()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(image_seed)).collect();
     let mut scratch = vec![0u8; need];
     if let Ok(scores) = model.run(&image, &mut scratch) {
         // Every score must be readable, dequantized to a number (int8) or as computed (f32).
@@ -165,7 +167,11 @@ pub fn build(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     }
     let alphabet = alphabet(u, letters)?;
     let mut w = ModelWriter::new(precision, arch, &alphabet);
-    w.input(if u.arbitrary()? { Input::Stretch } else { Input::Plain });
+    w.input(match u.int_in_range(0..=2u8)? {
+        0 => Input::Plain,
+        1 => Input::Stretch,
+        _ => Input::Ink,
+    });
     let specs: Vec<Spec> = names::tensors(precision, &arch).collect();
     let target = |k: u8| usize::from(k) % specs.len().max(1);
     for (i, spec) in specs.iter().enumerate() {

@@ -99,6 +99,8 @@ pub enum Error {
     ImageSize,
     /// The file's precision was left out of this build (the `f32` feature, for f32 models).
     PrecisionNotBuilt,
+    /// The file's input conversion was left out of this build (the `colour` feature, for colour models).
+    InputNotBuilt,
 }
 
 impl core::fmt::Display for Error {
@@ -119,6 +121,7 @@ impl core::fmt::Display for Error {
             Error::ScratchTooSmall => "scratch buffer too small",
             Error::ImageSize => "image size does not match the model",
             Error::PrecisionNotBuilt => "this build leaves out the model's precision (f32 needs the `f32` feature)",
+            Error::InputNotBuilt => "this build leaves out colour models (they need the `colour` feature)",
         };
         f.write_str(msg)
     }

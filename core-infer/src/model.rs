@@ -93,6 +93,9 @@ impl<'a> Model<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let file = ModelFile::parse(bytes)?;
         let layout = Layout::new(&file.arch)?;
+        if file.input == Input::Ink && !cfg!(feature = "colour") {
+            return Err(Error::InputNotBuilt);
+        }
         if file.alphabet.chars().count() + 1 != usize::from(file.arch.classes) {
             return Err(Error::BadAlphabet);
         }
@@ -170,12 +173,15 @@ impl<'a> Model<'a> {
         }
         // A colour model's ink image goes to the front of the scratch; the network takes the rest.
         let (pixels, scratch): (&[u8], &'s mut [u8]) = match self.input {
+            #[cfg(feature = "colour")]
             Input::Ink => {
                 let (grey, rest) = scratch.split_at_mut_checked(self.grey_bytes()).ok_or(Error::ScratchTooSmall)?;
                 let (h, w) = (usize::from(self.arch.height), usize::from(self.arch.width));
                 crate::input::ink(pixels, h, w, grey)?;
                 (grey, rest)
             }
+            #[cfg(not(feature = "colour"))]
+            Input::Ink => return Err(Error::InputNotBuilt),
             Input::Plain | Input::Stretch => (pixels, scratch),
         };
         let table = &self.input.table(pixels);

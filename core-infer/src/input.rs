@@ -88,7 +88,8 @@ impl Input {
 /// dots that reach the border are a minority of it.
 pub fn background(rgb: &[u8], height: usize, width: usize) -> [u8; 3] {
     let mut bg = [0u8; 3];
-    if height == 0 || width == 0 || rgb.len() < height * width * 3 {
+    let bytes = height.checked_mul(width).and_then(|n| n.checked_mul(3));
+    if height == 0 || width == 0 || bytes.is_none_or(|n| rgb.len() < n) {
         return bg;
     }
     // The border, each pixel once: the first and last rows, then the first and last columns between them.

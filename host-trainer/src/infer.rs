@@ -159,7 +159,7 @@ pub fn evaluate(runner: &Runner<'_>, data: &Dataset) -> anyhow::Result<(Evaluati
 /// Loads `dir` the way `runner`'s model reads it: resized to its size, grey or RGB, labels checked against its
 /// alphabet.
 pub fn load_for(runner: &Runner<'_>, dir: &Path, on_bad: crate::data::OnBad) -> anyhow::Result<Dataset> {
-    let colour = if runner.colour() { crate::data::Colour::Rgb } else { crate::data::Colour::Grey };
+    let colour = crate::data::Colour::of_model(runner.colour());
     Ok(crate::data::load_dir(dir, Some(runner.size()), &runner.rules(), on_bad, colour)?.0)
 }
 

@@ -33,8 +33,7 @@ pub fn quantize(weights: &Path, calibration: Option<&Path>, out: &Path) -> anyho
     let data = match folder {
         Some(dir) => {
             let rules = LabelRules::default();
-            let colour = if spec.colour { data::Colour::Rgb } else { data::Colour::Grey };
-            data::load_dir(&dir, Some(size), &rules, OnBad::Skip, colour)?.0
+            data::load_dir(&dir, Some(size), &rules, OnBad::Skip, data::Colour::of_model(spec.colour))?.0
         }
         None => {
             let synth = captcha_synth::Config::default();

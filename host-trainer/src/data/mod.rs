@@ -108,6 +108,17 @@ pub enum Colour {
     Auto,
 }
 
+impl Colour {
+    /// What a model reads: RGB for a colour model, else grey.
+    pub fn of_model(colour: bool) -> Self {
+        if colour {
+            Colour::Rgb
+        } else {
+            Colour::Grey
+        }
+    }
+}
+
 /// Loads every `LABEL.png` of `dir`. The size is `size` if given (a model's), else the most common image
 /// size in the folder; grey or RGB as `colour` says. Returns the dataset and the number of skipped files
 /// (always 0 with [`OnBad::Fail`]).

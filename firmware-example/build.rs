@@ -2,9 +2,7 @@
 //! model) and draws the embedded test images with the shared captcha generator.
 use std::path::PathBuf;
 
-/// Embedded test images: captchas #0..4 of generator seed 9001 (the host's golden test set).
-const TEST_SEED: u64 = 9001;
-const TEST_IMAGES: u64 = 4;
+use captcha_synth::fixtures::{TEST_IMAGES, TEST_SEED};
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));

@@ -3,7 +3,7 @@
 #
 #   tools/setup.sh            host part (libtorch for tch) + firmware part (QEMU, Cortex-M core library)
 #   tools/setup.sh host       only libtorch
-#   tools/setup.sh firmware   only QEMU and the thumbv7em toolchain
+#   tools/setup.sh firmware   only QEMU, the thumbv7em toolchain and the Arm GNU C toolchain (the C example)
 #   tools/setup.sh pycaptcha  only the Python `captcha` library (for tools/pycaptcha.sh); prints its python
 #   tools/setup.sh styles     that Python and Debian fonts (for tools/stylecaptcha.sh); prints its python
 #
@@ -62,7 +62,8 @@ CFG
 }
 
 setup_firmware() {
-    apt_install qemu-system-arm
+    # QEMU for the boards; the Arm GNU toolchain and newlib for the C example (firmware-example/c).
+    apt_install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
     if rustup target list --installed 2>/dev/null | grep -q thumbv7em-none-eabihf; then
         log "thumbv7em-none-eabihf: rustup target present"
     elif rustup target add thumbv7em-none-eabihf >/dev/null 2>&1; then

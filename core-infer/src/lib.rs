@@ -52,6 +52,11 @@ pub mod net;
 pub mod probe;
 mod scratch;
 
+/// The README's Rust example, compiled (its other code blocks are shell).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use beam::Reading;
 pub use ctc::Text;
 pub use format::{Arch, Precision};

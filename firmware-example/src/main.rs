@@ -39,11 +39,10 @@ static LABELS: &str = include_str!(concat!(env!("OUT_DIR"), "/labels.txt"));
 /// Working memory of the network: the model reports what it needs; a larger model is refused.
 /// (The `small-scratch-demo` feature gives it too little, to show that the model is then refused.)
 const SCRATCH_BYTES: usize = if cfg!(feature = "small-scratch-demo") { 16 * 1024 } else { 27 * 1024 };
-/// Captchas drawn on the device: generator seed and count.
+// The fixtures shared with the host (`expected.txt`); the product build links only the fingerprint.
+use captcha_synth::fixtures::fingerprint;
 #[cfg(feature = "draw")]
-const DRAW_SEED: u64 = 7;
-#[cfg(feature = "draw")]
-const DRAW_COUNT: u64 = 8;
+use captcha_synth::fixtures::{DRAW_COUNT, DRAW_SEED};
 
 #[entry]
 fn main() -> ! {
@@ -59,11 +58,6 @@ fn main() -> ! {
     loop {
         cortex_m::asm::wfi();
     }
-}
-
-/// FNV-1a of the raw int8 scores: one number that pins every score bit for bit.
-fn fingerprint(scores: &[i8]) -> u32 {
-    scores.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193))
 }
 
 /// The int8 kernels this build uses (the DSP ones) against the portable reference, on pseudo-random

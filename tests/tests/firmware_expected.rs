@@ -5,17 +5,8 @@
 //! Re-record after changing the shipped model on purpose:
 //! `RECORD_GOLDEN=1 cargo test --release -p equivalence-tests --test firmware_expected`
 
+use captcha_synth::fixtures::{fingerprint, DRAW_COUNT, DRAW_SEED, TEST_IMAGES, TEST_SEED};
 use equivalence_tests::workspace;
-
-/// Must match firmware-example/build.rs and src/main.rs.
-const TEST_SEED: u64 = 9001;
-const TEST_IMAGES: u64 = 4;
-const DRAW_SEED: u64 = 7;
-const DRAW_COUNT: u64 = 8;
-
-fn fingerprint(scores: &[i8]) -> u32 {
-    scores.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193))
-}
 
 fn expected() -> String {
     let bytes = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).unwrap();

@@ -23,6 +23,24 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+/// The test fixtures the host and every firmware share, defined once: which captchas are embedded, which
+/// are drawn on the device, and how a run's raw scores are pinned in one number. `expected.txt` is
+/// computed from these on the host (`tests/tests/firmware_expected.rs`) and printed by the firmware.
+pub mod fixtures {
+    /// Embedded test images: captchas `0..TEST_IMAGES` of generator seed `TEST_SEED`, the default look
+    /// (the host's golden test set starts with them).
+    pub const TEST_SEED: u64 = 9001;
+    pub const TEST_IMAGES: u64 = 4;
+    /// Captchas the firmware draws itself: `0..DRAW_COUNT` of seed `DRAW_SEED`.
+    pub const DRAW_SEED: u64 = 7;
+    pub const DRAW_COUNT: u64 = 8;
+
+    /// FNV-1a (32-bit) of raw int8 scores: one number that pins every score bit for bit.
+    pub fn fingerprint(scores: &[i8]) -> u32 {
+        scores.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193))
+    }
+}
+
 use embedded_graphics::{
     mono_font::{ascii, MonoFont, MonoTextStyle},
     pixelcolor::{BinaryColor, Gray8, GrayColor},

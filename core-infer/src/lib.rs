@@ -25,8 +25,11 @@
 //! beyond them are refused at parse time with [`Error::Capacity`]. All working memory is one caller-owned
 //! scratch buffer of [`Model::scratch_bytes`] bytes.
 //!
-//! `unsafe` is denied but in the SIMD kernels (`int8_ops`: SSE2 on x86-64, the Arm DSP extension with the
-//! `dsp` feature; `avx2`: AVX2/FMA on x86-64 CPUs that have it), each checked against the portable kernel.
+//! Where things are: [`format`] reads and writes the file (its tensors in [`format::names`]); [`net`] is the
+//! one forward pass, generic over the precision; [`int8`] and `f32` are the precisions' layers;
+//! [`kernels`] holds every inner loop by instruction set (`reference.rs`, the portable reference;
+//! `x86_64/`; `arm/`) and picks them. `unsafe` is denied but in `kernels/x86_64` and `kernels/arm`, each
+//! kernel there checked against the reference.
 #![no_std]
 #![deny(unsafe_code)]
 #![cfg_attr(
@@ -37,16 +40,15 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 pub mod beam;
 pub mod block;
 pub mod ctc;
 #[cfg(feature = "f32")]
-mod f32_ops;
+mod f32;
 pub mod format;
 pub mod input;
-pub mod int8_ops;
+pub mod int8;
+pub mod kernels;
 mod model;
 pub mod net;
 pub mod probe;

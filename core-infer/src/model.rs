@@ -2,9 +2,9 @@
 
 use crate::beam::{self, Reading};
 #[cfg(feature = "f32")]
-use crate::f32_ops::F32;
+use crate::f32::F32;
 use crate::format::{ModelFile, Precision};
-use crate::int8_ops::{scores_scale, I8};
+use crate::int8::{scores_scale, I8};
 use crate::net::{forward, Kernels, Layout, Net};
 use crate::probe::{Probe, Stage};
 use crate::{ctc, Arch, Error, Input, Text};

@@ -10,6 +10,7 @@
 
 use crate::block::{block_len, fill, load, put, zero_tail};
 use crate::format::{Arch, ModelFile};
+pub use crate::kernels::{KERNEL_ROWS, ROWS_AT_ONCE};
 use crate::probe::{Probe, Stage};
 use crate::scratch::{bytes_for, take};
 use crate::Error;
@@ -101,22 +102,6 @@ pub trait Mac {
         false
     }
 }
-
-/// Most weight rows a kernel takes in one pass over a block: the x86-64 AVX2 kernels then load each
-/// input once for four rows. An LSTM's recurrent half hands its gate rows over four at a time (a whole
-/// chunk of 64 with the Arm DSP kernels, whose many-rows pass takes them two at a time).
-pub const KERNEL_ROWS: usize = 4;
-
-/// Conv, dense and LSTM-input outputs computed in one pass: [`KERNEL_ROWS`] on x86-64; 64 with the Arm
-/// DSP kernels, which loop over any number of rows without returning (the calls per row cost the
-/// Cortex-M4 more than the rows' multiply-adds in conv1); one elsewhere.
-pub const ROWS_AT_ONCE: usize = if cfg!(target_arch = "x86_64") {
-    KERNEL_ROWS
-} else if cfg!(all(feature = "dsp", target_arch = "arm")) {
-    64
-} else {
-    1
-};
 
 /// Block slots [`conv_pool`] needs for a layer with `cin` input channels: one 3×3×C_in patch per
 /// position of a 2×2 pooling window.

@@ -69,7 +69,7 @@ fn main() -> ! {
 #[inline(never)] // its buffers must not stay in `run`'s frame during inference
 fn kernel_self_test() -> Option<usize> {
     use core_infer::block::{block_len, put, zero_tail};
-    use core_infer::int8_ops::{
+    use core_infer::kernels::{
         dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, put_inputs, LANES,
     };
     let mut state = 0x2545_f491u32;

@@ -1,11 +1,11 @@
-//! Post-training quantization to core-infer's int8 format (see `core_infer::int8_ops` for the scheme):
+//! Post-training quantization to core-infer's int8 format (see `core_infer::int8` for the scheme):
 //! symmetric int8 weights per output channel (per gate for the LSTMs), i32 biases, int8 activations whose
 //! scales and zero points come from calibration on training images, Q31 multipliers and shifts, and the
 //! sigmoid/tanh tables. The device then computes with integers only.
 
 use anyhow::{anyhow, Context};
 use core_infer::format::ModelWriter;
-use core_infer::int8_ops::{GATE_FRAC, LUT_LEN};
+use core_infer::int8::{GATE_FRAC, LUT_LEN};
 use core_infer::Precision;
 use tch::Tensor;
 
@@ -173,7 +173,7 @@ mod tests {
             let back = f64::from(mult) * 2f64.powi(shift - 31);
             assert!((back - m).abs() / m < 1e-9, "{m}: {mult} {shift}");
             assert_eq!(
-                core_infer::int8_ops::requantize(1 << 20, mult, shift),
+                core_infer::int8::requantize(1 << 20, mult, shift),
                 ((1u64 << 20) as f64 * m).round() as i32
             );
         }

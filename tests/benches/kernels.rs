@@ -7,7 +7,7 @@
 //! `cargo bench -p equivalence-tests --bench kernels`.
 
 use core_infer::block::{block_len, put, zero_tail};
-use core_infer::int8_ops::{dot_block, dot_block_portable, dot_prepared, dot_rows, prepare, LANES};
+use core_infer::kernels::{dot_block, dot_block_portable, dot_prepared, dot_rows, prepare, LANES};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 

@@ -253,22 +253,12 @@ pub unsafe extern "C" fn crnn_run(
     };
     let (steps, classes) = (scores.steps() as u32, scores.classes() as u32);
     *out = match scores {
-        Scores::I8 { data, scale, zp, .. } => CrnnScores {
-            steps,
-            classes,
-            int8: data.as_ptr(),
-            scale,
-            zero_point: zp,
-            f32: core::ptr::null(),
-        },
-        Scores::F32 { data, .. } => CrnnScores {
-            steps,
-            classes,
-            int8: core::ptr::null(),
-            scale: 1.0,
-            zero_point: 0,
-            f32: data.as_ptr(),
-        },
+        Scores::I8 { data, scale, zp, .. } => {
+            CrnnScores { steps, classes, int8: data.as_ptr(), scale, zero_point: zp, f32: core::ptr::null() }
+        }
+        Scores::F32 { data, .. } => {
+            CrnnScores { steps, classes, int8: core::ptr::null(), scale: 1.0, zero_point: 0, f32: data.as_ptr() }
+        }
     };
     CrnnStatus::Ok
 }
@@ -345,9 +335,7 @@ pub unsafe extern "C" fn crnn_read_beam(
     scratch_len: usize,
     out: *mut CrnnReading,
 ) -> CrnnStatus {
-    read_with(model, (pixels, pixels_len), (scratch, scratch_len), out, |m, p, s| {
-        m.read_beam::<CRNN_BEAM_WIDTH>(p, s)
-    })
+    read_with(model, (pixels, pixels_len), (scratch, scratch_len), out, |m, p, s| m.read_beam::<CRNN_BEAM_WIDTH>(p, s))
 }
 
 /// What a status means, in English (a static NUL-terminated string; "unknown status" for a value that is

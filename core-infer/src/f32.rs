@@ -4,7 +4,8 @@
 use crate::block::{block_len, load};
 use crate::format::names;
 use crate::format::{ModelFile, Precision};
-use crate::net::{Kernels, Mac, Net, KERNEL_ROWS, LSTM_STEPS_AT_ONCE, ROWS_AT_ONCE};
+use crate::kernels::{self, KERNEL_ROWS, ROWS_AT_ONCE};
+use crate::net::{Kernels, Mac, Net, LSTM_STEPS_AT_ONCE};
 use crate::Error;
 
 /// f32 blocks keep each group of four inputs in order.
@@ -70,7 +71,7 @@ impl Mac for LinearF32<'_> {
     }
     fn mac_rows(&self, o: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
         let len = self.segments * self.segment_len;
-        rows(self.w.0.get(4 * o * len..).unwrap_or(&[]), len, block, cols, acc);
+        kernels::rows_f32(self.w.0.get(4 * o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
     fn finish(&self, _o: usize, acc: f32) -> f32 {
         if self.relu {
@@ -86,52 +87,7 @@ impl Mac for LinearF32<'_> {
         let patches = |i| crate::net::conv1_patches(self, cols, i);
         self.segments == 9
             && self.segment_len == 1
-            && crate::avx2::conv1_pool_f32(w, b, n, self.relu, windows, patches, out)
-    }
-}
-
-/// `acc[r][c] += Σ w_r · x_c` for the weight rows `w_r` (`k` f32 each, little-endian bytes from `w`) and
-/// the `cols` columns of `block`: four rows in one AVX2/FMA pass on x86-64 CPUs that have it
-/// ([`crate::avx2`]), else (and for a partial last group) [`groups`] row by row.
-fn rows(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
-    #[cfg(target_arch = "x86_64")]
-    let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc)
-        .map_or(0, |acc4| crate::avx2::rows4_f32(w, k, block, cols, acc4));
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    if 4 * done >= k {
-        return;
-    }
-    let xs = block.get(4 * done * cols..).unwrap_or(&[]);
-    for (r, a) in acc.iter_mut().enumerate() {
-        let row = w.get(4 * (r * k + 4 * done)..4 * (r + 1) * k).unwrap_or(&[]);
-        match cols {
-            1 => groups::<1>(row, xs, a),
-            2 => groups::<2>(row, xs, a),
-            3 => groups::<3>(row, xs, a),
-            _ => groups::<4>(row, xs, a),
-        }
-    }
-}
-
-/// `acc[c] += Σ w · x_c` over a weight row (little-endian f32 bytes) and `C` block columns, the column
-/// count known at compile time so the compiler keeps the sums in registers and vectorizes.
-#[inline]
-fn groups<const C: usize>(row: &[u8], block: &[f32], acc: &mut [f32]) {
-    let mut sums = [0f32; C];
-    for (w, x) in row.chunks(16).zip(block.chunks_exact(4 * C)) {
-        let mut w4 = [0f32; 4];
-        for (v, b) in w4.iter_mut().zip(w.chunks_exact(4)) {
-            *v = b.try_into().map_or(0.0, f32::from_le_bytes);
-        }
-        let [w0, w1, w2, w3] = w4;
-        for (sum, x) in sums.iter_mut().zip(x.chunks_exact(4)) {
-            let &[x0, x1, x2, x3] = x else { continue };
-            *sum += (w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3);
-        }
-    }
-    for (a, s) in acc.iter_mut().zip(sums) {
-        *a += s;
+            && kernels::x86_64::avx2::conv1_pool_f32(w, b, n, self.relu, windows, patches, out)
     }
 }
 
@@ -156,10 +112,6 @@ impl<'a> LstmF32<'a> {
             hidden,
         })
     }
-}
-
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + libm::expf(-x))
 }
 
 impl Kernels for F32 {
@@ -196,7 +148,7 @@ impl Kernels for F32 {
         for r0 in (0..n).step_by(ROWS_AT_ONCE) {
             let mut acc = [[0f32; 4]; ROWS_AT_ONCE];
             let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(n - r0)) else { return };
-            rows(l.w_ih.0.get(4 * r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
+            kernels::rows_f32(l.w_ih.0.get(4 * r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
             for (r, a) in (r0..).zip(&*acc) {
                 for (step, &a) in a.iter().enumerate().take(cols) {
                     if let Some(g) = gates.get_mut(step * n + r) {
@@ -217,26 +169,12 @@ impl Kernels for F32 {
         for (q, g) in gates.chunks_mut(KERNEL_ROWS).enumerate() {
             let mut acc = [[0f32; 4]; KERNEL_ROWS];
             let Some(acc) = acc.get_mut(..g.len()) else { return };
-            rows(l.w_hh.0.get(4 * q * KERNEL_ROWS * l.hidden..).unwrap_or(&[]), l.hidden, hb, 1, acc);
+            kernels::rows_f32(l.w_hh.0.get(4 * q * KERNEL_ROWS * l.hidden..).unwrap_or(&[]), l.hidden, hb, 1, acc);
             for (g, a) in g.iter_mut().zip(&*acc) {
                 *g += a[0];
             }
         }
-        let mut quarters = gates.chunks_exact(l.hidden);
-        let (Some(i), Some(f), Some(g), Some(o)) = (quarters.next(), quarters.next(), quarters.next(), quarters.next())
-        else {
-            return;
-        };
-        // Eight units at a time with AVX2 on x86-64 (exp by polynomial), the rest with libm.
-        #[cfg(target_arch = "x86_64")]
-        let done = crate::avx2::lstm_cell(gates, h, c);
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
-        let units = h.iter_mut().zip(c.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o)).skip(done);
-        for ((((h, c), &i), &f), (&g, &o)) in units {
-            *c = sigmoid(f) * *c + sigmoid(i) * libm::tanhf(g);
-            *h = sigmoid(o) * libm::tanhf(*c);
-        }
+        kernels::lstm_cell_f32(gates, h, c);
     }
 }
 
@@ -267,12 +205,19 @@ mod tests {
             let mut block = std::vec![0f32; crate::net::conv_block_len(1)];
             let mut got = std::vec![0f32; windows * outputs];
             crate::net::conv_pool(&layer, cols, &mut block, &mut got);
+            // pixel row y − 1 of input column c, 0 (the padding) outside: written here, not taken from the
+            // network's own gathering
+            let input = |c: usize, y: usize| -> f64 {
+                match (y.checked_sub(1), cols[c]) {
+                    (Some(iy), Some(col)) if iy < 25 => f64::from(col[iy]),
+                    _ => 0.0,
+                }
+            };
             for i in 0..windows {
-                let near = crate::net::neighbourhood(&layer, cols, i);
                 for o in 0..outputs {
                     let best = (0..4).map(|j| {
-                        let (dy, dx) = (j % 2, j / 2);
-                        (0..9).fold(f64::from(bias[o]), |acc, t| acc + f64::from(w[9 * o + t]) * f64::from(near[dx + t % 3][dy + t / 3]))
+                        let (y, dx) = (2 * i + j % 2, j / 2);
+                        (0..9).fold(f64::from(bias[o]), |acc, t| acc + f64::from(w[9 * o + t]) * input(dx + t % 3, y + t / 3))
                     }).fold(f64::NEG_INFINITY, f64::max);
                     let want = if relu { best.max(0.0) } else { best };
                     let g = f64::from(got[i * outputs + o]);
@@ -280,7 +225,7 @@ mod tests {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            if crate::avx2::available() {
+            if kernels::x86_64::avx2::available() {
                 prop_assert_eq!(layer.conv_pool_kernel(cols, &mut std::vec![0f32; windows * outputs]), outputs % 8 == 0);
             }
         }
@@ -303,7 +248,7 @@ mod tests {
                 put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], LANES, |v| v);
             }
             let mut acc = std::vec![[0.5f32; 4]; rows_n];
-            rows(&wb, k, &block, cols, &mut acc);
+            kernels::rows_f32(&wb, k, &block, cols, &mut acc);
             for (r, acc) in acc.iter().enumerate() {
                 for (c, &got) in acc.iter().enumerate().take(cols) {
                     let terms = (0..k).map(|j| f64::from(w[r * k + j]) * f64::from(x[c * k + j]));

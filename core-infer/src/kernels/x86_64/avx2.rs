@@ -4,14 +4,14 @@
 //! - dot products: four weight rows against a [block](crate::block) of 1, 2 or 4 columns in one pass, so
 //!   every input load serves four rows and every weight load up to four columns (int8 `vpmaddwd` or
 //!   `vpdpwssd` on i16 blocks, f32 FMA); with AVX-VNNI, int8 inputs as unsigned bytes against int8 weights
-//!   (`vpdpbusd`, 32 products per instruction: [`rows4_u8`], and conv2 + pool in [`conv_pool_u8`]);
+//!   (`vpdpbusd`, 32 products per instruction: [`super::vnni::rows4_u8`], and conv2 + pool in [`super::vnni::conv_pool_u8`]);
 //! - conv1 + pool, eight output channels per register ([`conv1_pool_i8`], [`conv1_pool_f32`]), with the
 //!   int8 requantization eight channels at a time;
 //! - the LSTMs' gate requantization ([`requantize_add`]) and cells ([`lstm_cell_i8`], [`lstm_cell_f32`]),
 //!   eight units at a time.
 //!
-//! The network calls them through `int8_ops` and `f32_ops`, which fall back to the portable code elsewhere
-//! and finish what a kernel leaves (a row's partial last group of four, the units past a multiple of eight).
+//! The network calls them through the selection functions of `kernels` (`mod.rs`), which fall back to the
+//! reference elsewhere and finish what a kernel leaves (a row's partial last group of four, the units past a multiple of eight).
 //!
 //! Block layout recap: group `g` of column `c` is the four slots at `(g · cols + c) · 4`. With two
 //! columns or more, each 128-bit half of a register holds one group of two neighbouring columns ("a unit");
@@ -19,7 +19,8 @@
 //! of four groups, split in-lane (`vpshufd`, no lane crossing), serves both halves.
 #![allow(unsafe_code)]
 
-use crate::int8_ops::LUT_LEN;
+use crate::format::names::LUT_LEN;
+use crate::kernels::QuantLinear as ConvI8;
 use core::arch::x86_64::*;
 
 cpufeatures::new!(cpuid_avx2_fma, "avx2", "fma");
@@ -46,72 +47,6 @@ pub fn vnni() -> bool {
     }
 }
 
-cpufeatures::new!(cpuid_avx512vl, "avx512f", "avx512vl");
-
-/// The instruction set a CPU offers for `vpdpbusd` (unsigned bytes times signed bytes, summed by four into
-/// i32 lanes), which the unsigned-byte kernels ([`rows4_u8`], [`conv_pool_u8`]) need: AVX-VNNI (VEX
-/// encoded; AMD Zen 4 and later, Intel from Alder Lake and Sapphire Rapids) or AVX512-VNNI with AVX512-VL
-/// on 256-bit registers (Intel servers from Cascade Lake, AMD Zen 4 and later).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DotBytes {
-    AvxVnni,
-    Avx512Vnni,
-}
-
-impl DotBytes {
-    /// Every variant this CPU runs, the preferred one first (tests cover each).
-    pub fn all() -> impl Iterator<Item = DotBytes> {
-        [DotBytes::AvxVnni, DotBytes::Avx512Vnni].into_iter().filter(|v| v.runs())
-    }
-    /// The variant the kernels use on this CPU, if any.
-    pub fn get() -> Option<DotBytes> {
-        DotBytes::all().next()
-    }
-    /// Whether this CPU runs the variant (CPUID read once, then cached: the kernels ask on every call).
-    fn runs(self) -> bool {
-        use core::sync::atomic::{AtomicU8, Ordering};
-        static MASK: AtomicU8 = AtomicU8::new(0x80); // 0x80: not read yet; else bit 0 AVX-VNNI, bit 1 AVX512
-        let mut mask = MASK.load(Ordering::Relaxed);
-        if mask == 0x80 {
-            // (CPUID leaf 7 exists where AVX2 does; the OS side, ZMM state for AVX-512, is cpufeatures's check)
-            let avx512 = available() && cpuid_avx512vl::get() && __cpuid_count(7, 0).ecx & (1 << 11) != 0;
-            mask = u8::from(vnni()) | u8::from(avx512) << 1;
-            MASK.store(mask, Ordering::Relaxed);
-        }
-        let bit = match self {
-            DotBytes::AvxVnni => 1,
-            DotBytes::Avx512Vnni => 2,
-        };
-        mask & bit != 0
-    }
-}
-
-/// `acc + Σ` of four neighbouring products of the unsigned bytes of `a` and the signed bytes of `b`, per
-/// i32 lane (`vpdpbusd`, either encoding); the unsigned-byte kernels are written once over it.
-trait DotBytesOp {
-    /// # Safety
-    /// Only inlined into a function compiled with the implementor's features.
-    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
-}
-
-struct Avx512Vnni;
-
-impl DotBytesOp for AvxVnni {
-    #[inline(always)]
-    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY (caller): AVX-VNNI is enabled where this is inlined.
-        unsafe { _mm256_dpbusd_avx_epi32(acc, a, b) }
-    }
-}
-
-impl DotBytesOp for Avx512Vnni {
-    #[inline(always)]
-    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY (caller): AVX512-VNNI and AVX512-VL are enabled where this is inlined.
-        unsafe { _mm256_dpbusd_epi32(acc, a, b) }
-    }
-}
-
 /// `acc + Σ` of neighbouring i16 products of `a` and `b`, per i32 lane: two instructions with AVX2, one
 /// with AVX-VNNI. The kernels are written once over it and instantiated in a function compiled for each.
 trait Madd {
@@ -124,7 +59,7 @@ trait Madd {
 }
 
 struct Avx2;
-struct AvxVnni;
+pub(super) struct AvxVnni;
 
 impl Madd for Avx2 {
     #[inline(always)]
@@ -483,25 +418,8 @@ pub unsafe fn lstm_cell_f32(gates: &[f32], h: &mut [f32], c: &mut [f32]) -> usiz
 /// for the kernel) live on the stack.
 pub const CONV_MAX_OUT: usize = 64;
 
-/// An int8 conv 3×3 as [`conv1_pool_i8`] and [`conv_pool_u8`] read it: the file's little-endian
-/// tensors and the layer's output zero point and lowest output.
-pub struct ConvI8<'a> {
-    /// `[outputs, 3, 3, cin]` int8.
-    pub w: &'a [u8],
-    /// i32 `[outputs]` each: bias, requantization multiplier (Q31) and shift.
-    pub bias: &'a [u8],
-    pub mult: &'a [u8],
-    pub shift: &'a [u8],
-    pub outputs: usize,
-    /// Input channels.
-    pub cin: usize,
-    pub zp_out: i32,
-    /// `zp_out` with ReLU, else −128.
-    pub lo: i32,
-}
-
 /// conv1 + ReLU + 2×2 max-pool for `windows` pooling windows, all output channels at once: the
-/// portable path's results (`int8_ops::LinearI8::finish` of the window's largest accumulator) bit for bit.
+/// portable path's results (`int8::LinearI8::finish` of the window's largest accumulator) bit for bit.
 /// `patches(i)` is window `i`'s four 3×3 patches (`net::conv1_patches`, inputs minus the zero point); `out`
 /// gets `outputs` values per window. The portable path passes the 9 taps of one channel through a dot
 /// product kernel 4 rows at a time; here eight channels share a register, a tap pair is one broadcast
@@ -526,160 +444,10 @@ pub fn conv1_pool_i8(l: &ConvI8<'_>, windows: usize, patches: impl Fn(usize) -> 
 
 /// Whether a conv's output channels suit the kernels (a multiple of eight, at most [`CONV_MAX_OUT`]) and
 /// its tensors hold them.
-fn channels_fit(l: &ConvI8<'_>) -> bool {
+pub(super) fn channels_fit(l: &ConvI8<'_>) -> bool {
     let n = l.outputs;
     let tensors = l.w.len() >= 9 * l.cin * n && [l.bias, l.mult, l.shift].iter().all(|t| t.len() >= 4 * n);
     n != 0 && n.is_multiple_of(8) && n <= CONV_MAX_OUT && tensors
-}
-
-/// Longest patch (`9 · cin`) [`conv_pool_u8`] takes: its four patches live on the stack.
-pub const CONV_MAX_K: usize = 9 * 64;
-
-/// A conv 3×3 + 2×2 max-pool for one pooled column whose inputs are int8 with zero point −128 (every
-/// ReLU output is), with AVX-VNNI's `vpdpbusd`: `x − zp` is then `x ⊕ 0x80` as an unsigned byte, so the
-/// patches are the input rows with their top bits flipped (no widening to i16), and one instruction
-/// multiplies 32 of them by 32 int8 weights and adds them up by four into eight i32 lanes: twice the
-/// `vpdpwssd` path's products per instruction, and no weight widening. Takes `cols` and `out` as
-/// `net::conv_pool` does and computes exactly what it does (wrapping sums, the pool's largest
-/// accumulator requantized). Returns false, doing nothing, without AVX-VNNI, for input channels not a
-/// multiple of 32 or above [`CONV_MAX_K`] / 9, or output channels [`channels_fit`] refuses.
-pub fn conv_pool_u8(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
-    DotBytes::get().is_some_and(|v| conv_pool_u8_with(v, l, cols, out))
-}
-
-/// [`conv_pool_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
-pub fn conv_pool_u8_with(v: DotBytes, l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
-    let k = 9 * l.cin;
-    if !v.runs() || l.cin == 0 || !l.cin.is_multiple_of(32) || k > CONV_MAX_K {
-        return false;
-    }
-    if !channels_fit(l) {
-        return false;
-    }
-    // SAFETY: the CPU has the variant's features (checked above); the tensors were checked above.
-    unsafe {
-        match v {
-            DotBytes::AvxVnni => conv_u8_avxvnni(l, cols, out),
-            DotBytes::Avx512Vnni => conv_u8_avx512vnni(l, cols, out),
-        }
-    }
-    true
-}
-
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn conv_u8_avxvnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
-    // SAFETY: the features are enabled here; the caller checked the tensors.
-    unsafe { conv_u8::<AvxVnni>(l, cols, out) }
-}
-
-#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-unsafe fn conv_u8_avx512vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
-    // SAFETY: the features are enabled here; the caller checked the tensors.
-    unsafe { conv_u8::<Avx512Vnni>(l, cols, out) }
-}
-
-/// The eight sums of the eight vectors' i32 lanes, in order.
-///
-/// # Safety
-/// AVX2 enabled where inlined.
-#[inline(always)]
-unsafe fn sums8(v: &[__m256i; 8]) -> __m256i {
-    // SAFETY (caller): AVX2 is enabled.
-    unsafe {
-        let [a, b, c, d, e, f, g, h] = *v;
-        let (ab, cd, ef, gh) =
-            (_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d), _mm256_hadd_epi32(e, f), _mm256_hadd_epi32(g, h));
-        let (lo, hi) = (_mm256_hadd_epi32(ab, cd), _mm256_hadd_epi32(ef, gh));
-        // low 128 bits: the first four vectors' low-half sums, then the last four's; high 128: their high halves
-        _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31))
-    }
-}
-
-/// The body of both [`conv_pool_u8`] variants.
-///
-/// # Safety
-/// Inlined into a function compiled with `D`'s features (and AVX2); `l`'s tensors checked by `channels_fit`.
-#[inline(always)]
-unsafe fn conv_u8<D: DotBytesOp>(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
-    let (n, cin, k) = (l.outputs, l.cin, 9 * l.cin);
-    let chunks = k / 32;
-    let mut quant: [Option<Requant8>; CONV_MAX_OUT / 8] = Default::default();
-    for (b, q) in quant.iter_mut().enumerate().take(n / 8) {
-        // SAFETY: `channels_fit` checked the tensors hold `n` entries.
-        *q = Some(unsafe { Requant8::new(l.mult, l.shift, 32 * b) });
-    }
-    let mut bias = [0i32; CONV_MAX_OUT];
-    for (b, bytes) in bias.iter_mut().zip(l.bias.chunks_exact(4)) {
-        *b = bytes.try_into().map_or(0, i32::from_le_bytes);
-    }
-    // Patch j (conv position row 2i + j % 2, column j / 2 of the window), k unsigned bytes.
-    let mut patches = [[_mm256_setzero_si256(); CONV_MAX_K / 32]; 4];
-    let mut best = [0i32; CONV_MAX_OUT];
-    let flip = _mm256_set1_epi8(i8::MIN);
-    for (i, out) in out.chunks_exact_mut(n).enumerate() {
-        for (j, patch) in patches.iter_mut().enumerate() {
-            let (y, dx) = (2 * i + j % 2, j / 2);
-            // tap (ky, kx) holds input row y + ky − 1 of column dx + kx: `cin / 32` vectors
-            for (seg, dst) in patch.chunks_exact_mut(cin / 32).take(9).enumerate() {
-                let (ky, kx) = (seg / 3, seg % 3);
-                // (plain branches, no closures: those would not inherit AVX2 and their calls stay)
-                let col = match cols.get(dx + kx) {
-                    Some(Some(col)) => col,
-                    _ => &[][..],
-                };
-                let row = y + ky; // the input row plus one
-                let src = if row == 0 { &[][..] } else { col.get((row - 1) * cin..row * cin).unwrap_or(&[]) };
-                if src.len() == cin {
-                    for (q, d) in dst.iter_mut().enumerate() {
-                        // SAFETY: the 32 bytes at 32·q < cin are within `src`.
-                        *d = _mm256_xor_si256(unsafe { _mm256_loadu_si256(src.as_ptr().add(32 * q).cast()) }, flip);
-                    }
-                } else {
-                    dst.fill(_mm256_setzero_si256()); // padding: x = zp, x − zp = 0
-                }
-            }
-        }
-        for (pair, best) in best.chunks_exact_mut(2).take(n / 2).enumerate() {
-            let mut acc = [_mm256_setzero_si256(); 8];
-            // SAFETY: rows 2·pair and 2·pair + 1 are within the `k · n` weights `channels_fit` checked.
-            let (w0, w1) = unsafe { (l.w.as_ptr().add(2 * pair * k), l.w.as_ptr().add((2 * pair + 1) * k)) };
-            for q in 0..chunks {
-                // SAFETY: as above, 32 bytes at 32·q < k of each row.
-                let (a, b) =
-                    unsafe { (_mm256_loadu_si256(w0.add(32 * q).cast()), _mm256_loadu_si256(w1.add(32 * q).cast())) };
-                let (row0, row1) = acc.split_at_mut(4);
-                for ((patch, s0), s1) in patches.iter().zip(row0).zip(row1) {
-                    let x = patch.get(q).copied().unwrap_or(_mm256_setzero_si256());
-                    *s0 = D::dpbusd(*s0, x, a);
-                    *s1 = D::dpbusd(*s1, x, b);
-                }
-            }
-            // [row 0 at positions 0..4, row 1 at positions 0..4] plus each row's bias, then each row's
-            // largest (in both halves' lane 0 after two in-lane max steps)
-            let (b0, b1) = (bias.get(2 * pair).copied().unwrap_or(0), bias.get(2 * pair + 1).copied().unwrap_or(0));
-            let v = _mm256_add_epi32(sums8(&acc), _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1));
-            let v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0b10_11_00_01));
-            let v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0b01_00_11_10));
-            if let [m0, m1] = best {
-                *m0 = _mm256_extract_epi32(v, 0);
-                *m1 = _mm256_extract_epi32(v, 4);
-            }
-        }
-        for ((q, m), out) in quant.iter().zip(best.chunks_exact(8)).zip(out.chunks_exact_mut(8)) {
-            let Some(q) = q else { break };
-            let mut v = [0i32; 8];
-            // SAFETY: `m` and `v` hold eight i32 each.
-            unsafe {
-                _mm256_storeu_si256(
-                    v.as_mut_ptr().cast(),
-                    q.apply(_mm256_loadu_si256(m.as_ptr().cast()), l.zp_out, l.lo),
-                )
-            };
-            for (o, v) in out.iter_mut().zip(v) {
-                *o = v as i8;
-            }
-        }
-    }
 }
 
 #[target_feature(enable = "avx2")]
@@ -694,10 +462,10 @@ unsafe fn conv1_vnni(l: &ConvI8<'_>, windows: usize, patches: &impl Fn(usize) ->
     unsafe { conv1_body::<AvxVnni>(l, windows, patches, out) }
 }
 
-/// Eight channels' requantization constants (see `int8_ops::requantize`): the multipliers, and per
+/// Eight channels' requantization constants (see `reference::requantize`): the multipliers, and per
 /// 64-bit lane (even channels, odd channels) the shift `n`, the rounding term `2^(n−1)` and `2^(63−n)`.
 #[derive(Clone, Copy)]
-struct Requant8 {
+pub(super) struct Requant8 {
     mult: __m256i,
     n: [__m256i; 2],
     round: [__m256i; 2],
@@ -708,7 +476,7 @@ impl Requant8 {
     /// # Safety
     /// AVX2 enabled where inlined; `mult` and `shift` hold 32 bytes from `at`.
     #[inline(always)]
-    unsafe fn new(mult: &[u8], shift: &[u8], at: usize) -> Self {
+    pub(super) unsafe fn new(mult: &[u8], shift: &[u8], at: usize) -> Self {
         // SAFETY (caller): as documented.
         unsafe {
             let load = |t: &[u8]| _mm256_loadu_si256(t.as_ptr().add(at).cast());
@@ -751,7 +519,7 @@ impl Requant8 {
     /// # Safety
     /// AVX2 enabled where inlined.
     #[inline(always)]
-    unsafe fn apply(&self, acc: __m256i, zp: i32, lo: i32) -> __m256i {
+    pub(super) unsafe fn apply(&self, acc: __m256i, zp: i32, lo: i32) -> __m256i {
         // SAFETY (caller): AVX2 is enabled.
         unsafe {
             let (min, max) = (_mm256_set1_epi64x(i64::from(lo - zp)), _mm256_set1_epi64x(i64::from(127 - zp)));
@@ -857,7 +625,7 @@ unsafe fn conv1_body<M: Madd>(
     }
 }
 
-/// The int8 LSTM cell (`int8_ops`'s state update) for the first multiple of eight of `h.len()` units,
+/// The int8 LSTM cell (`reference::cell`) for the first multiple of eight of `h.len()` units,
 /// eight at a time, bit for bit as the portable code computes it: gate pre-activations `i`, `f`, `g`, `o`
 /// (Q3.12) through the Q15 tables (`sigmoid`, `tanh`: 513 little-endian i16 each; one `vpgatherdd`
 /// fetches both neighbours of an entry), cell state Q4.11, output `h · 127`. Returns the units done (0
@@ -928,139 +696,7 @@ unsafe fn cell_i8(gates: [&[i32]; 4], h: &mut [i8], c: &mut [i16], sigmoid: &[u8
     }
 }
 
-/// `acc[r][c] += Σ_j w_r[j] · (x_c[j] − offset)` for the four int8 weight rows `w_r = w[r·k ..][..k]` and
-/// `cols` (1 or 2) columns of `k` unsigned bytes `x_c = x[c·k ..][..k]`, with AVX-VNNI's `vpdpbusd` (32
-/// products per instruction, no widening). An int8 input `v` with zero point `zp` enters as the byte
-/// `v ⊕ 0x80` with `offset = 128 + zp`, since `v − zp = (v + 128) − (128 + zp)`; the offset's share,
-/// `offset · Σ w_r`, is summed by one more `vpdpbusd` per row (none when the offset is 0) and subtracted.
-/// Wrapping i32 sums, equal to the portable kernel's. Returns false, doing nothing, without AVX-VNNI, for
-/// `k` not a multiple of 32, other column counts, an offset outside 0..=255 or short slices.
-pub fn rows4_u8(w: &[u8], k: usize, x: &[u8], cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) -> bool {
-    DotBytes::get().is_some_and(|v| rows4_u8_with(v, w, k, x, cols, offset, acc))
-}
-
-/// [`rows4_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
-pub fn rows4_u8_with(
-    v: DotBytes,
-    w: &[u8],
-    k: usize,
-    x: &[u8],
-    cols: usize,
-    offset: i32,
-    acc: &mut [[i32; 4]; 4],
-) -> bool {
-    let fits = k != 0 && k.is_multiple_of(32) && w.len() >= 4 * k && x.len() >= cols * k;
-    if !v.runs() || !fits || !(0..=255).contains(&offset) || !(1..=2).contains(&cols) {
-        return false;
-    }
-    let (w, x) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: the CPU has the variant's features (checked above); the slices were checked above.
-    unsafe {
-        match v {
-            DotBytes::AvxVnni => u8_rows4_avxvnni(w, k, x, cols, offset, acc),
-            DotBytes::Avx512Vnni => u8_rows4_avx512vnni(w, k, x, cols, offset, acc),
-        }
-    }
-    true
-}
-
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn u8_rows4_avxvnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) {
-    // SAFETY: the features are enabled here; the caller checked the slices.
-    unsafe { u8_rows4_cols::<AvxVnni>(w, k, x, cols, offset, acc) }
-}
-
-#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-unsafe fn u8_rows4_avx512vnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) {
-    // SAFETY: the features are enabled here; the caller checked the slices.
-    unsafe { u8_rows4_cols::<Avx512Vnni>(w, k, x, cols, offset, acc) }
-}
-
-/// The column count and whether there is an offset, as compile-time parameters of the kernel body.
-#[inline(always)]
-unsafe fn u8_rows4_cols<D: DotBytesOp>(
-    w: *const u8,
-    k: usize,
-    x: *const u8,
-    cols: usize,
-    offset: i32,
-    acc: &mut [[i32; 4]; 4],
-) {
-    // SAFETY (caller): as for `u8_rows4`.
-    unsafe {
-        match (cols, offset) {
-            (1, 0) => u8_rows4::<D, 1, false>(w, k, x, offset, acc),
-            (1, _) => u8_rows4::<D, 1, true>(w, k, x, offset, acc),
-            (2, 0) => u8_rows4::<D, 2, false>(w, k, x, offset, acc),
-            _ => u8_rows4::<D, 2, true>(w, k, x, offset, acc),
-        }
-    }
-}
-
-/// The body of [`rows4_u8`] for `C` columns, with or without an offset.
-///
-/// # Safety
-/// Inlined into a function compiled with `D`'s features (and AVX2); four rows of `k` bytes from `w` at
-/// stride `k` and `C` columns of `k` bytes from `x`, `k` a multiple of 32.
-#[inline(always)]
-unsafe fn u8_rows4<D: DotBytesOp, const C: usize, const OFFSET: bool>(
-    w: *const u8,
-    k: usize,
-    x: *const u8,
-    offset: i32,
-    acc: &mut [[i32; 4]; 4],
-) {
-    // SAFETY (caller): the features are enabled; rows `r · k + 32q .. + 32` and columns `c · k + 32q .. + 32`
-    // for `32q < k` are within the slices `rows4_u8` checked.
-    unsafe {
-        let zero = _mm256_setzero_si256();
-        let off = _mm256_set1_epi8(offset as u8 as i8);
-        let (mut s, mut corr) = ([[zero; C]; 4], [zero; 4]);
-        for q in 0..k / 32 {
-            let mut xv = [zero; C];
-            for (c, xv) in xv.iter_mut().enumerate() {
-                *xv = _mm256_loadu_si256(x.add(c * k + 32 * q).cast());
-            }
-            for (r, (s, corr)) in s.iter_mut().zip(&mut corr).enumerate() {
-                let wv = _mm256_loadu_si256(w.add(r * k + 32 * q).cast());
-                for (s, &xv) in s.iter_mut().zip(&xv) {
-                    *s = D::dpbusd(*s, xv, wv);
-                }
-                if OFFSET {
-                    *corr = D::dpbusd(*corr, off, wv);
-                }
-            }
-        }
-        let [c0, c1, c2, c3] = corr;
-        let mut v = [0i32; 8];
-        if C == 1 {
-            let [[a0], [a1], [a2], [a3]] = s.map(|r| [r.first().copied().unwrap_or(zero)]);
-            // lanes 0..4: the rows' sums; 4..8: their offset terms
-            let t = sums8(&[a0, a1, a2, a3, c0, c1, c2, c3]);
-            _mm256_storeu_si256(v.as_mut_ptr().cast(), _mm256_sub_epi32(t, _mm256_permute2x128_si256(t, t, 0x11)));
-            for (a, v) in acc.iter_mut().zip(v) {
-                a[0] = a[0].wrapping_add(v);
-            }
-        } else {
-            let [[a0, b0], [a1, b1], [a2, b2], [a3, b3]] =
-                s.map(|r| [r.first().copied().unwrap_or(zero), r.get(1).copied().unwrap_or(zero)]);
-            // lanes 2r, 2r + 1: row r's two columns; the offset term of row r in both
-            let t = sums8(&[a0, b0, a1, b1, a2, b2, a3, b3]);
-            let o = _mm256_permutevar8x32_epi32(
-                sums8(&[c0, c1, c2, c3, zero, zero, zero, zero]),
-                _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
-            );
-            _mm256_storeu_si256(v.as_mut_ptr().cast(), _mm256_sub_epi32(t, o));
-            for (a, v) in acc.iter_mut().zip(v.chunks_exact(2)) {
-                for (a, &v) in a.iter_mut().zip(v) {
-                    *a = a.wrapping_add(v);
-                }
-            }
-        }
-    }
-}
-
-/// `dst[i] = base.saturating_add(requantize(acc[i], mult, shift))` (`int8_ops::requantize`), `base` being
+/// `dst[i] = base.saturating_add(requantize(acc[i], mult, shift))` (`reference::requantize`), `base` being
 /// `bias[i]` (little-endian i32) when given, else `dst[i]`, for the first multiple of eight of the
 /// entries, eight at a time: the LSTM gates' requantization. Returns the entries done (0 without AVX2 or
 /// for a shift outside −31..=30).
@@ -1225,44 +861,6 @@ mod tests {
     }
 
     proptest! {
-        /// The int8 kernels' four rows (AVX2, and AVX-VNNI where the CPU has it) equal exact i64 sums over
-        /// their groups (the block padded with zeros as the network pads it), for 1, 2 and 4 columns.
-        #[test]
-        fn int8_rows_are_exact(
-            w in proptest::collection::vec(any::<i8>(), 4..1300),
-            x in proptest::collection::vec(-255i16..=255, 4 * 330),
-            cols in prop::sample::select(std::vec![1usize, 2, 4]),
-            extra in 0usize..4,
-        ) {
-            if skip() {
-                return Ok(());
-            }
-            // four rows of k, then up to 3 more weights (a partial last group is run whole only then)
-            let k = (w.len() - extra) / 4;
-            let wb: std::vec::Vec<u8> = w.iter().map(|&v| v as u8).collect();
-            let mut block = std::vec![0i16; crate::block::block_len(k, cols)];
-            for c in 0..cols {
-                crate::block::put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], crate::int8_ops::LANES, |v| v);
-            }
-            let whole = if w.len() >= 3 * k + 4 * k.div_ceil(4) { k.div_ceil(4) } else { k / 4 };
-            // both variants this CPU runs (AVX-VNNI is not on every AVX2 CPU)
-            for vnni in [false, true].into_iter().filter(|&v| !v || super::vnni()) {
-                let mut acc = [[0i32; 4]; 4];
-                // SAFETY: `skip` and `vnni` checked the features.
-                let done = unsafe {
-                    if vnni { dot_rows4_i8_vnni(&wb, k, &block, cols, &mut acc) } else { dot_rows4_i8(&wb, k, &block, cols, &mut acc) }
-                };
-                prop_assert_eq!(done, whole);
-                for (r, acc) in acc.iter().enumerate() {
-                    for (c, &got) in acc.iter().enumerate().take(cols) {
-                        let n = (4 * done).min(k);
-                        let exact: i64 = (0..n).map(|j| i64::from(w[r * k + j]) * i64::from(x[c * k + j])).sum();
-                        prop_assert_eq!(i64::from(got), exact, "row {}, column {}, vnni {}", r, c, vnni);
-                    }
-                }
-            }
-        }
-
         /// The vectorized f32 LSTM cell equals the scalar one (libm's expf and tanhf) to a few 1e-7, over
         /// gate values far into saturation.
         #[test]

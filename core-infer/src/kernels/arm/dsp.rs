@@ -1,0 +1,276 @@
+//! Cortex-M4/M7 (Armv7E-M) kernels with the DSP extension. Per group of four weights: one load of the
+//! weight word, two SXTB16 to split it into i16 pairs, then per column one LDRD of its four inputs and
+//! two SMLAD (two multiply-adds each). With four columns that is 15 instructions for 16 multiply-adds.
+//! The arithmetic is exact (wrapping) integer arithmetic, so results equal [`crate::kernels::reference::dot_block_portable`]'s
+//! bit for bit: the firmware compares the two kernels at start-up and diffs its outputs with the host's.
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+
+/// One group of four weights as assembly text: the weight word, split by two SXTB16, then per
+/// column one LDRD of its four inputs and two SMLAD.
+macro_rules! group {
+    ($($c:ident)+) => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "sxtb16 {t}, {w}\n",
+            "sxtb16 {w}, {w}, ror #8\n",
+            $(
+                "ldrd {x0}, {x1}, [{xp}], #8\n",
+                "smlad {", stringify!($c), "}, {t}, {x0}, {", stringify!($c), "}\n",
+                "smlad {", stringify!($c), "}, {w}, {x1}, {", stringify!($c), "}\n",
+            )+
+        )
+    };
+}
+
+/// `$unroll` (1 or 4) groups. Written out rather than `.rept`, so that LLVM, which sizes inline
+/// assembly by its lines, knows how long the loop is when it places its own branches around it.
+macro_rules! unrolled {
+    (1, $($c:ident)+) => { group!($($c)+) };
+    (4, $($c:ident)+) => { concat!(group!($($c)+), group!($($c)+), group!($($c)+), group!($($c)+)) };
+}
+
+/// The kernel loop: `$n` ≥ 1 iterations of `$unroll` groups of four weights, one accumulator per
+/// column.
+macro_rules! columns {
+    ($wp:ident, $xp:ident, $n:expr, $unroll:tt, $($c:ident)+) => {
+        // SAFETY (callers): `$wp` has 4 · $n · $unroll readable bytes, `$xp` 8 · columns · $n · $unroll,
+        // word-aligned. Only registers besides; flags are clobbered (no preserves_flags).
+        unsafe {
+            asm!(
+                "2:",
+                unrolled!($unroll, $($c)+),
+                "subs {n}, {n}, #1",
+                "bne.w 2b", // (.w: the unrolled loop may be longer than a 16-bit branch reaches)
+                wp = inout(reg) $wp,
+                xp = inout(reg) $xp,
+                n = inout(reg) $n => _,
+                $($c = inout(reg) $c,)+
+                w = out(reg) _,
+                t = out(reg) _,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                options(nostack, readonly),
+            )
+        }
+    };
+}
+
+/// Runs the whole groups it can and returns how many it ran (the caller finishes the rest).
+pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) -> usize {
+    // LDRD needs word-aligned addresses.
+    if !(block.as_ptr() as usize).is_multiple_of(4) || acc.is_empty() || acc.len() > 4 {
+        return 0;
+    }
+    // The row's groups, its last one whole when the tensor holds the bytes; within the block.
+    let groups = if w.len() >= k.next_multiple_of(4) { k.div_ceil(4) } else { k / 4 };
+    let groups = groups.min(block.len() / (4 * acc.len()));
+    let (mut wp, mut xp) = (w.as_ptr(), block.as_ptr());
+    let (n4, n1) = (groups / 4, groups % 4);
+    let [mut c0, mut c1, mut c2, mut c3] = [0i32; 4];
+    // The groups four at a time (unrolled), then the rest one at a time.
+    macro_rules! run {
+        ($($c:ident)+) => {{
+            if n4 > 0 {
+                columns!(wp, xp, n4, 4, $($c)+);
+            }
+            if n1 > 0 {
+                columns!(wp, xp, n1, 1, $($c)+);
+            }
+        }};
+    }
+    match acc.len() {
+        1 => run!(c0),
+        2 => run!(c0 c1),
+        3 => run!(c0 c1 c2),
+        _ => run!(c0 c1 c2 c3),
+    }
+    for (a, c) in acc.iter_mut().zip([c0, c1, c2, c3]) {
+        *a = a.wrapping_add(c);
+    }
+    let _ = (wp, xp); // advanced by the last run, not needed after it
+    groups
+}
+
+/// Rows `w[..k]` and `w[k..2k]` against one column, for `k` a multiple of 4 (else `None`). Per group:
+/// one LDRD of the inputs, then per row a weight load, two SXTB16 and two SMLAD.
+pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> Option<[i32; 2]> {
+    let groups = k / 4;
+    if !(block.as_ptr() as usize).is_multiple_of(4)
+        || !k.is_multiple_of(4)
+        || w.len() < 2 * k
+        || block.len() < k
+        || groups == 0
+    {
+        return None;
+    }
+    // SAFETY: checked above: `w` holds both rows, `block` is word-aligned and holds the groups.
+    Some(unsafe { rows2(w.as_ptr(), block.as_ptr(), k, groups, [0, 0]) })
+}
+
+/// [`dot_rows2`]'s loop, adding to `[c0, c1]`.
+///
+/// # Safety
+/// `wp` and `wp + k` have `4 · groups` readable bytes, `xp` is word-aligned with `8 · groups`, `groups ≥ 1`.
+#[inline(always)]
+unsafe fn rows2(
+    mut wp: *const u8,
+    mut xp: *const i16,
+    k: usize,
+    groups: usize,
+    [mut c0, mut c1]: [i32; 2],
+) -> [i32; 2] {
+    let mut n = groups;
+    // SAFETY: by the caller's contract; registers only otherwise.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {x0}, {x1}, [{xp}], #8",
+            "ldr {w}, [{wp}, {k}]",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad {c1}, {t}, {x0}, {c1}",
+            "smlad {c1}, {w}, {x1}, {c1}",
+            "ldr {w}, [{wp}], #4",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad {c0}, {t}, {x0}, {c0}",
+            "smlad {c0}, {w}, {x1}, {c0}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            wp = inout(reg) wp,
+            xp = inout(reg) xp,
+            n = inout(reg) n,
+            k = in(reg) k,
+            c0 = inout(reg) c0,
+            c1 = inout(reg) c1,
+            w = out(reg) _,
+            t = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            options(nostack, readonly),
+        )
+    };
+    let _ = (wp, xp, n);
+    [c0, c1]
+}
+
+/// [`crate::block::put`] of `x − zp` for whole groups: per four inputs one load, two SXTB16 (which
+/// leave them in [`crate::kernels::LANES`] order) and two SSUB16. Returns false, doing nothing, unless `k0`
+/// and `x.len()` are multiples of 4, the block is word-aligned and holds every group written.
+pub fn widen(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8], zp: i32) -> bool {
+    let groups = x.len() / 4;
+    let first = (k0 / 4 * cols + col) * 4; // slot of input k0
+    let last_end = first + groups.saturating_sub(1) * 4 * cols + 4;
+    if !k0.is_multiple_of(4)
+        || !x.len().is_multiple_of(4)
+        || !(block.as_ptr() as usize).is_multiple_of(4)
+        || last_end > block.len()
+        || col >= cols
+    {
+        return false;
+    }
+    // zp fits i16 (checked at load): both halves hold it.
+    let zp2 = u32::from(zp as i16 as u16) * 0x0001_0001;
+    let mut dst = block.as_mut_ptr().wrapping_add(first).cast::<u32>();
+    for four in x.chunks_exact(4) {
+        let word = <[i8; 4]>::try_from(four).map_or(0, |b| u32::from_le_bytes(b.map(|v| v as u8)));
+        let (even, odd): (u32, u32);
+        // SAFETY: registers only (SSUB16 sets the GE flags, which nothing reads).
+        unsafe {
+            asm!(
+                "sxtb16 {e}, {w}",
+                "sxtb16 {o}, {w}, ror #8",
+                "ssub16 {e}, {e}, {z}",
+                "ssub16 {o}, {o}, {z}",
+                w = in(reg) word,
+                z = in(reg) zp2,
+                e = out(reg) even,
+                o = out(reg) odd,
+                options(pure, nomem, nostack),
+            );
+        }
+        // SAFETY: `dst` walks the groups' slots, word-aligned, the last ending within `block` (checked).
+        unsafe {
+            dst.write(even);
+            dst.add(1).write(odd);
+        }
+        dst = dst.wrapping_add(2 * cols);
+    }
+    true
+}
+
+/// [`crate::kernels::dot_rows`] for any number of rows (`acc.len()`) in one lean loop: row `r`'s weights at
+/// `w[r · k..]`, its last group read whole, one column at a time for 2 or 4 columns, two rows at a
+/// time for one. Returns how many rows it ran, from the first: all but those whose last group ends
+/// beyond `w`; none where it cannot run (a block that is not word-aligned or too short, a column
+/// count other than 1, 2 and 4, one column with `k` not a multiple of 4, or `k` = 0).
+pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) -> usize {
+    let groups = k.div_ceil(4);
+    if groups == 0
+        || !(block.as_ptr() as usize).is_multiple_of(4)
+        || block.len() < 4 * groups * cols
+        || !matches!(cols, 1 | 2 | 4)
+        || (cols == 1 && !k.is_multiple_of(4))
+    {
+        return 0;
+    }
+    // Row r reads w[r·k .. r·k + 4·groups].
+    let fit = w.len().checked_sub(4 * groups).map_or(0, |room| room / k + 1);
+    let rows = acc.len().min(fit);
+    let Some(acc) = acc.get_mut(..rows) else { return 0 };
+    let (n4, n1) = (groups / 4, groups % 4);
+    let row = |r: usize| {
+        // SAFETY: r < rows, and the last row's last group ends within `w` (checked above).
+        unsafe { w.as_ptr().add(r * k) }
+    };
+    // Each arm: the columns! loops (SAFETY: the row's 4 · groups bytes are in `w`, the block holds
+    // 4 · groups · cols word-aligned i16, both checked above).
+    match cols {
+        4 => {
+            for (r, a) in acc.iter_mut().enumerate() {
+                let (mut wp, mut xp) = (row(r), block.as_ptr());
+                let [mut c0, mut c1, mut c2, mut c3] = *a;
+                if n4 > 0 {
+                    columns!(wp, xp, n4, 4, c0 c1 c2 c3);
+                }
+                if n1 > 0 {
+                    columns!(wp, xp, n1, 1, c0 c1 c2 c3);
+                }
+                let _ = (wp, xp); // advanced by the last loop, not needed after it
+                *a = [c0, c1, c2, c3];
+            }
+        }
+        2 => {
+            for (r, a) in acc.iter_mut().enumerate() {
+                let (mut wp, mut xp) = (row(r), block.as_ptr());
+                let [mut c0, mut c1, c2, c3] = *a;
+                if n4 > 0 {
+                    columns!(wp, xp, n4, 4, c0 c1);
+                }
+                if n1 > 0 {
+                    columns!(wp, xp, n1, 1, c0 c1);
+                }
+                let _ = (wp, xp);
+                *a = [c0, c1, c2, c3];
+            }
+        }
+        _ => {
+            let mut pairs = acc.chunks_exact_mut(2);
+            for (p, ab) in (&mut pairs).enumerate() {
+                if let [a, b] = ab {
+                    // SAFETY: rows 2p and 2p + 1 are within `w` (checked above), as is the block.
+                    [a[0], b[0]] = unsafe { rows2(row(2 * p), block.as_ptr(), k, groups, [a[0], b[0]]) };
+                }
+            }
+            if let [a] = pairs.into_remainder() {
+                let (mut wp, mut xp, mut c0) = (row(rows - 1), block.as_ptr(), a[0]);
+                columns!(wp, xp, groups, 1, c0);
+                let _ = (wp, xp);
+                a[0] = c0;
+            }
+        }
+    }
+    rows
+}

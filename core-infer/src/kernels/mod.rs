@@ -1,0 +1,296 @@
+//! The kernels: every inner loop of the network, by instruction set, and the one place that picks them.
+//!
+//! - [`reference`](mod@reference): the portable kernels, THE reference: every other kernel computes exactly what its
+//!   reference computes (int8 bit for bit; f32 to rounding), which the shared suite (`tests.rs`) checks on
+//!   every kernel set the machine runs.
+//! - `x86_64/`: `sse2.rs` (the x86-64 baseline: the int8 block dot product), `avx2.rs` (AVX2 and FMA,
+//!   with AVX-VNNI's `vpdpwssd` on i16 blocks: four-row dot products of both precisions, conv1 + pool,
+//!   the LSTM gate requantization and cells), `vnni.rs` (`vpdpbusd` on unsigned bytes, AVX-VNNI or
+//!   AVX512-VNNI: conv2 + pool and the LSTM products); chosen at run time by CPUID (`cpufeatures`, no std).
+//! - `arm/dsp.rs`: the Armv7E-M DSP kernels (SMLAD, SXTB16 through `asm!`; the `dsp` feature).
+//!
+//! This module is the selection point: each function below runs the fastest kernel this target (and CPU)
+//! has for as much of the work as it takes, then finishes the rest (a partial last group, rows or units
+//! past the kernel's step) with the reference, here and nowhere else. The lane and row constants of the
+//! targets are here too. Kernels take slices and return numbers or fill slices: they know nothing of the
+//! layers or the network ([`crate::int8`], `crate::f32` and [`crate::net`] call them).
+
+use crate::block::{block_len, load};
+
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+mod arm;
+pub mod reference;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+pub use reference::{dot_block_portable, dot_rows2_portable, requantize, Lut, CELL_FRAC, GATE_FRAC};
+
+/// An int8 conv 3×3 or dense layer as the kernels read it: the file's little-endian tensors, its output
+/// zero point and lowest output. `crate::int8::LinearI8` holds one.
+#[derive(Clone, Copy, Debug)]
+pub struct QuantLinear<'a> {
+    /// `[outputs, segments, cin]` int8 (a conv's segments are its 3×3 taps; a dense layer has one).
+    pub w: &'a [u8],
+    /// i32 `[outputs]` each: bias, requantization multiplier (Q31) and shift.
+    pub bias: &'a [u8],
+    pub mult: &'a [u8],
+    pub shift: &'a [u8],
+    pub outputs: usize,
+    /// Inputs per segment: a conv's input channels.
+    pub cin: usize,
+    pub zp_out: i32,
+    /// `zp_out` with ReLU, else −128.
+    pub lo: i32,
+}
+
+/// Most weight rows a kernel takes in one pass over a block: the x86-64 AVX2 kernels then load each
+/// input once for four rows. An LSTM's recurrent half hands its gate rows over four at a time (a whole
+/// chunk of 64 with the Arm DSP kernels, whose many-rows pass takes them two at a time).
+pub const KERNEL_ROWS: usize = 4;
+
+/// Conv, dense and LSTM-input outputs computed in one pass: [`KERNEL_ROWS`] on x86-64; 64 with the Arm
+/// DSP kernels, which loop over any number of rows without returning (the calls per row cost the
+/// Cortex-M4 more than the rows' multiply-adds in conv1); one elsewhere.
+pub const ROWS_AT_ONCE: usize = if cfg!(target_arch = "x86_64") {
+    KERNEL_ROWS
+} else if cfg!(all(feature = "dsp", target_arch = "arm")) {
+    64
+} else {
+    1
+};
+
+/// Where input `j` of a group of four sits in an int8 [block](crate::block). On Arm, SXTB16 splits a
+/// weight word into its bytes 0 and 2 (one register) and 1 and 3 (another), so the inputs are stored in
+/// that order; elsewhere (x86 widens weights in order) they stay in order. Either order is its own
+/// inverse: weight `j` meets slot `LANES[j]`, and slot `p` holds input `LANES[p]`.
+pub const LANES: [usize; 4] = if cfg!(target_arch = "arm") { [0, 2, 1, 3] } else { [0, 1, 2, 3] };
+
+/// `acc[c] += Σ_k w[k] · x_c[k]` over one weight row of `k` int8 weights, for each column `c` of
+/// `block` (`acc.len()` columns of `x − zp` in i16). `w` starts at the row and may run on to the end
+/// of its tensor: a kernel may then read the row's last group whole, whose extra weights meet the
+/// block's zero padding. The DSP kernel with the `dsp` feature on Arm, else [`dot_block_portable`];
+/// both wrap (never panic) on sums beyond i32, which only a hostile model's rows can reach.
+#[inline]
+pub fn dot_block(w: &[u8], k: usize, block: &[i16], acc: &mut [i32]) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    let done = arm::dsp::dot_block(w, k, block, acc);
+    // SAFETY: SSE2 is part of the x86-64 baseline: every CPU this code runs on has it.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    let done = unsafe { x86_64::sse2::dot_block(w, k, block, acc) };
+    #[cfg(not(any(all(feature = "dsp", target_arch = "arm"), target_arch = "x86_64")))]
+    let done = 0;
+    if 4 * done < k {
+        reference::portable_groups(w, k, block, acc, done);
+    }
+}
+
+/// Two consecutive weight rows (`w[..k]` and `w[k..2k]`) against one column: each input load serves
+/// both rows. Used for the LSTMs' recurrent half, which has a single column (the state).
+#[inline]
+pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if let Some(acc) = arm::dsp::dot_rows2(w, k, block) {
+        return acc;
+    }
+    let (mut a, mut b) = ([0], [0]);
+    dot_block(w, k, block, &mut a);
+    dot_block(w.get(k..).unwrap_or(&[]), k, block, &mut b);
+    [a[0], b[0]]
+}
+
+/// `acc[r][c] += Σ_j w_r[j] · x_c[j]` for the weight rows `w_r = w[r·k ..][..k]` (`r < acc.len()`) and
+/// the `cols` columns of `block`: what a layer computes for up to [`ROWS_AT_ONCE`] outputs. With the Arm
+/// DSP kernels all rows go through one many-rows pass (`arm::dsp::rows`); on x86-64 with AVX2 four rows go
+/// through one kernel pass (`avx2`); elsewhere rows go one at a time through [`dot_block`], or two at a
+/// time through [`dot_rows2`] when there is one column. Always inlined, so that each caller's column
+/// count picks its kernel variant at compile time.
+#[inline(always)]
+pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        // The rows the DSP pass can run; the rest (a last row too near the tensor's end) go through the
+        // generic loops, once in the program rather than inlined at every call (flash).
+        #[inline(never)]
+        fn rest(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
+            dot_rows_generic(w, k, block, cols, acc);
+        }
+        let done = arm::dsp::rows(w, k, block, cols, acc);
+        if done < acc.len() {
+            rest(w.get(done * k..).unwrap_or(&[]), k, block, cols, acc.get_mut(done..).unwrap_or(&mut []));
+        }
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    dot_rows_generic(w, k, block, cols, acc);
+}
+
+/// [`dot_rows`] but the DSP pass: AVX2 where the CPU has it, else row pairs or single rows.
+#[inline(always)]
+fn dot_rows_generic(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
+        let done = x86_64::avx2::rows4_i8(w, k, block, cols, acc4);
+        if done > 0 {
+            if 4 * done < k {
+                for (r, a) in acc4.iter_mut().enumerate() {
+                    let a = a.get_mut(..cols).unwrap_or(&mut []);
+                    reference::portable_groups(w.get(r * k..).unwrap_or(&[]), k, block, a, done);
+                }
+            }
+            return;
+        }
+    }
+    if cols == 1 {
+        for (pair, a) in acc.chunks_mut(2).enumerate() {
+            let w = w.get(2 * pair * k..).unwrap_or(&[]);
+            let sums = if a.len() == 2 { dot_rows2(w, k, block) } else { dot_rows1(w, k, block) };
+            for (a, s) in a.iter_mut().zip(sums) {
+                a[0] = a[0].wrapping_add(s);
+            }
+        }
+        return;
+    }
+    for (r, a) in acc.iter_mut().enumerate() {
+        let w = w.get(r * k..).unwrap_or(&[]);
+        // (a column count known here lets the compiler pick the kernel's variant once, outside the loop)
+        match cols {
+            4 => dot_block(w, k, block, a),
+            2 => dot_block(w, k, block, a.get_mut(..2).unwrap_or(&mut [])),
+            _ => dot_block(w, k, block, a.get_mut(..cols).unwrap_or(&mut [])),
+        }
+    }
+}
+
+/// The inputs of one dot-product pass, prepared once for all weight rows: a [block](crate::block) of
+/// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI or AVX512-VNNI the columns one after the
+/// other as unsigned bytes `x ⊕ 0x80` with the offset `128 + zp` (`x86_64::vnni::rows4_u8`: half the bytes, no
+/// widening).
+pub enum Prepared<'b> {
+    Block(&'b [i16]),
+    #[cfg(target_arch = "x86_64")]
+    Bytes(&'b [u8], i32),
+}
+
+/// Prepares `columns` (`n` int8 inputs each, zero point `zp`) in `block` (at least [`block_len`]`(n,
+/// columns.len())` slots; `None` if shorter): as bytes where [`dot_prepared`] has the kernel for them (x86-64
+/// with a VNNI extension, `n` a multiple of 32), else as a block.
+pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -> Option<Prepared<'b>> {
+    let block = block.get_mut(..block_len(n, columns.len()))?;
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(32) && x86_64::vnni::DotBytes::get().is_some() {
+        let bytes = bytemuck::cast_slice_mut::<i16, u8>(block).get_mut(..n * columns.len())?;
+        for (dst, x) in bytes.chunks_exact_mut(n.max(1)).zip(columns) {
+            for (d, &v) in dst.iter_mut().zip(*x) {
+                *d = v as u8 ^ 0x80;
+            }
+        }
+        return Some(Prepared::Bytes(bytes, 128 + zp));
+    }
+    load(block, n, columns, LANES, |a| i16::from(a) - zp as i16); // zp checked to be in -128..=127 at load
+    Some(Prepared::Block(block))
+}
+
+/// [`dot_rows`] on [`prepare`]d inputs: the unsigned-byte kernel for four rows of 1 or 2 columns, else a
+/// plain loop over the bytes (fewer rows; never on the seed's model).
+#[inline(always)]
+pub fn dot_prepared(w: &[u8], k: usize, x: &Prepared<'_>, cols: usize, acc: &mut [[i32; 4]]) {
+    match x {
+        Prepared::Block(block) => dot_rows(w, k, block, cols, acc),
+        #[cfg(target_arch = "x86_64")]
+        &Prepared::Bytes(bytes, offset) => {
+            if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
+                if x86_64::vnni::rows4_u8(w, k, bytes, cols, offset, acc4) {
+                    return;
+                }
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let row = w.get(r * k..(r + 1) * k).unwrap_or(&[]);
+                for (a, x) in a.iter_mut().zip(bytes.chunks_exact(k.max(1))).take(cols) {
+                    let dot = row.iter().zip(x).map(|(&w, &u)| i32::from(w as i8) * (i32::from(u) - offset));
+                    *a = dot.fold(*a, i32::wrapping_add);
+                }
+            }
+        }
+    }
+}
+
+/// [`crate::block::put`] of `x − zp` (zp in −128..=127): the DSP kernel where it applies (whole groups,
+/// with the `dsp` feature on Arm), else the portable `put`, which is its reference.
+#[inline]
+pub fn put_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8], zp: i32) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if arm::dsp::widen(block, cols, col, k0, x, zp) {
+        return;
+    }
+    crate::block::put(block, cols, col, k0, x, LANES, |a| i16::from(a) - zp as i16);
+}
+
+/// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).
+fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
+    let mut a = [0];
+    dot_block(w, k, block, &mut a);
+    [a[0], 0]
+}
+
+/// LSTM gate rows handled together: on x86-64 their sums are collected ([`COLLECTED`]) and requantized
+/// by [`requantize_add`], eight at a time (a multiple of eight: the AVX2 step).
+pub const GATE_CHUNK: usize = 64;
+
+/// Gate rows of the recurrent half per kernel pass: [`KERNEL_ROWS`] (the x86-64 kernels' four), or a
+/// whole chunk with the Arm DSP kernels, which loop over the rows themselves.
+pub const RECUR_ROWS: usize = if cfg!(all(feature = "dsp", target_arch = "arm")) { GATE_CHUNK } else { KERNEL_ROWS };
+
+/// Gate sums collected per chunk: all of them on x86-64; none elsewhere, where each sum is requantized
+/// right after its kernel pass (collecting them cost the Cortex-M4 1.6 M instructions per inference when
+/// measured, before the many-rows DSP pass; that figure read 1 M then, counted at 25 per tick, not 40).
+pub const COLLECTED: usize = if cfg!(target_arch = "x86_64") { GATE_CHUNK } else { 0 };
+
+/// `dst[i] = base.saturating_add(requantize(acc[i], mult, shift))` with `base` = `bias[i]` (little-endian
+/// i32) when given, else `dst[i]`: LSTM gate pre-activations from their accumulators. Eight at a time with
+/// AVX2 on x86-64; the rest by [`reference::requantize_add`].
+pub fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i32, shift: i32) {
+    #[cfg(target_arch = "x86_64")]
+    let done = x86_64::avx2::requantize_add(dst, acc, bias, mult, shift);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    let (dst, acc) = (dst.get_mut(done..).unwrap_or(&mut []), acc.get(done..).unwrap_or(&[]));
+    reference::requantize_add(dst, acc, bias.map(|b| b.get(4 * done..).unwrap_or(&[])), mult, shift);
+}
+
+/// The LSTM state update ([`reference::cell`]): eight units at a time with AVX2 on x86-64, the rest (and
+/// every unit elsewhere) by the reference.
+pub fn cell(sigmoid: Lut<'_>, tanh: Lut<'_>, [i, f, g, o]: [&[i32]; 4], h: &mut [i8], c: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = x86_64::avx2::lstm_cell_i8([i, f, g, o], h, c, sigmoid.bytes(), tanh.bytes());
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    let rest = [i, f, g, o].map(|q| q.get(done..).unwrap_or(&[]));
+    let (h, c) = (h.get_mut(done..).unwrap_or(&mut []), c.get_mut(done..).unwrap_or(&mut []));
+    reference::cell(sigmoid, tanh, rest, h, c);
+}
+
+/// `acc[r][c] += Σ w_r · x_c` for the f32 weight rows `w_r` (`k` each, little-endian bytes from `w`) and
+/// the `cols` columns of `block`: four rows in one AVX2/FMA pass on x86-64 CPUs that have it, else (and for
+/// a partial last group) [`reference::rows_f32_from`] row by row.
+#[cfg(feature = "f32")]
+pub fn rows_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc)
+        .map_or(0, |acc4| x86_64::avx2::rows4_f32(w, k, block, cols, acc4));
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    reference::rows_f32_from(w, k, block, cols, acc, done);
+}
+
+/// The f32 LSTM cell on the gates `[i | f | g | o]` (`4 · h.len()` values): eight units at a time with
+/// AVX2/FMA on x86-64, the rest with libm ([`reference::lstm_cell_f32`]).
+#[cfg(feature = "f32")]
+pub fn lstm_cell_f32(gates: &[f32], h: &mut [f32], c: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = x86_64::avx2::lstm_cell(gates, h, c);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    reference::lstm_cell_f32(gates, h, c, done);
+}

@@ -26,32 +26,14 @@ sizes() {
     model=$(stat -c %s ../models/synthetic/model-int8.crnn)
     images=$((4 * 200 * 50))
     if command -v rust-size >/dev/null 2>&1; then rust-size -A "$elf" | grep -E '^\.(text|rodata|data|bss|uninit)'; fi
-    python3 - "$elf" "$model" "$images" "$label" <<'PY'
-import struct, sys
-elf, model, images, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-d = open(elf, 'rb').read()
-shoff, = struct.unpack_from('<I', d, 0x20); shentsize, shnum, shstrndx = struct.unpack_from('<HHH', d, 0x2e)
-secs = [struct.unpack_from('<IIIIIIIIII', d, shoff + i * shentsize) for i in range(shnum)]
-strtab = secs[shstrndx][4]
-name = lambda s: d[strtab + s[0]: d.index(b'\0', strtab + s[0])].decode()
-size = {name(s): s[5] for s in secs}
-flash = sum(size.get(n, 0) for n in ('.vector_table', '.text', '.rodata', '.data'))
-ram = sum(size.get(n, 0) for n in ('.data', '.bss', '.uninit'))
-print(f"{label}: flash {flash} bytes (model {model}, test images {images}, code and the rest {flash - model - images}); "
-      f"static RAM {ram} bytes (of 128 KiB; the stack takes the rest)")
-PY
+    python3 "$ROOT/tools/report.py" elf-sizes "$elf" "$model" "$images" "$label"
 }
 
 # check_calibration LOG: the counter must have measured the known loop within its stated tolerance.
 check_calibration() {
     local line
     line=$(grep -m1 '^calibration:' "$1") || { echo "FAIL: no calibration line" >&2; exit 1; }
-    python3 - "$line" <<'PY' || { echo "FAIL: the instruction counter disagrees with the known loop: $line" >&2; exit 1; }
-import re, sys
-known, measured, _, tolerance = map(int, re.match(
-    r"calibration: (\d+) instructions measured as (\d+) \(timer reads (\d+), tolerance (\d+)\)", sys.argv[1]).groups())
-sys.exit(0 if abs(measured - known) <= tolerance else 1)
-PY
+    python3 "$ROOT/tools/report.py" calibration "$line" || { echo "FAIL: the instruction counter disagrees with the known loop: $line" >&2; exit 1; }
     echo "instruction counter proven: $line"
 }
 
@@ -70,17 +52,7 @@ profile() {
         cat "$1.build" "$1"; echo "FAIL: the profile build failed" >&2; exit 1
     }
     rm -f "$1.build"
-    python3 - "$1" <<'PY'
-import re, sys
-log = open(sys.argv[1]).read()
-totals = [int(x) for x in re.findall(r"^time: (\d+) instructions$", log, re.M)]
-stages = re.findall(r"^time: (\S+) (\d+) instructions for (\d+) multiply-adds$", log, re.M)
-mean = sum(totals) / len(totals)
-inference = sum(int(n) for name, n, _ in stages if name != "ctc-decode")
-print(f"profile: stages add up to {inference} of the {mean:.0f} instructions measured per inference")
-# Each probe read is a few dozen instructions; the stages cover the whole inference but for them.
-sys.exit(0 if 0 <= mean - inference <= 0.001 * mean else 1)
-PY
+    python3 "$ROOT/tools/report.py" profile "$1"
 }
 
 case "${1:-run}" in

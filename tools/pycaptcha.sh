@@ -63,19 +63,4 @@ for run in "${RUNS[@]}"; do
     cargo run --release -q -p host-trainer -- train --data "$DATA" --max-minutes 10 --out "$out" "${flags[@]}"
 done
 
-python3 - "${RUNS[@]}" <<'PY' | tee runs/pycaptcha-report.md
-import json, sys
-print("| recipe | left the blank plateau (first epoch reading 1%) | accuracy at epoch 10 | best epoch | "
-      "validation accuracy f32 / int8 (CER) | epochs, seconds |")
-print("|---|---|---|---|---|---|")
-for run in sys.argv[1:]:
-    m = json.load(open(f"runs/pycaptcha/{run}/metrics.json"))
-    hist = m["history"]
-    left = next((e["epoch"] for e in hist if e["val"]["sequence"] >= 0.01), None)
-    at10 = next((e["val"]["sequence"] for e in hist if e["epoch"] == 10), None)
-    f32, int8 = m["core_infer_f32"], m["core_infer_int8"]
-    print(f"| {run} | {left if left else 'not within the run'} | "
-          f"{'-' if at10 is None else f'{100 * at10:.2f}%'} | {m['best_epoch']} | "
-          f"{100 * f32['sequence']:.2f}% / {100 * int8['sequence']:.2f}% ({f32['cer']:.4f}) | "
-          f"{m['epochs_run']}, {m['seconds_total']:.0f} s |")
-PY
+python3 tools/report.py pycaptcha "${RUNS[@]}" | tee runs/pycaptcha-report.md

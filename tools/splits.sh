@@ -50,42 +50,4 @@ done
 mkdir -p runs
 dirs=()
 for k in "${RUNS[@]}"; do dirs+=("$PREFIX$k"); done
-python3 - "$KIND" "${dirs[@]}" <<'PY' | tee "runs/$KIND-report.md"
-import json, os, sys
-kind, dirs = sys.argv[1], sys.argv[2:]
-rows, accs, hits, read, n_wrong_all = [], [], [], 0, 0
-for d in dirs:
-    m = json.load(open(f"{d}/metrics.json"))
-    hist, best = m["history"], m["best"]
-    hit = next((e for e in hist if e["val"]["sequence"] >= 0.99), None)
-    if hit:
-        secs = sum(e["seconds"] for e in hist if e["epoch"] <= hit["epoch"])
-        hits.append(secs)
-        reached = f"epoch {hit['epoch']}, {secs:.0f} s"
-    else:
-        reached = "not reached"
-    accs.append(best["val"]["sequence"])
-    read += m["val_images"]
-    # The device's (int8) wrong readings; runs from before metrics.json listed them show only the count.
-    wrong = m.get("wrong")
-    n_wrong = len(wrong) if wrong is not None else round((1 - best["val"]["sequence"]) * m["val_images"])
-    n_wrong_all += n_wrong
-    listed = ", ".join(f"`{t}` as `{p}`" for _, t, p in wrong) if wrong else ("none" if n_wrong == 0 else "?")
-    rows.append(f"| {os.path.basename(d)} | {100 * best['val']['sequence']:.2f}% ({n_wrong} wrong of "
-                f"{m['val_images']}) | {best['val']['cer']:.4f} | {best['epoch']} | {reached} "
-                f"| {m['seconds_total']:.0f} s | {listed} |")
-print(f"| {'fold' if kind == 'folds' else 'seed (split)'} | best validation accuracy | CER | best epoch "
-      "| 99% first reached | whole run | read wrong (int8) |")
-print("|---|---|---|---|---|---|---|")
-print("\n".join(rows))
-print(f"\nmean best validation accuracy over {len(accs)} {kind}: {100 * sum(accs) / len(accs):.2f}%; "
-      f"99% reached on {len(hits)} of {len(accs)}"
-      + (f", after {sum(hits) / len(hits):.0f} s on average" if hits else ""))
-if kind == "folds":
-    print(f"\nout-of-fold (every image read once by a model that did not train on it), int8: "
-          f"{100 * (1 - n_wrong_all / read):.2f}% of {read} images ({n_wrong_all} wrong)")
-# The figures tools/bench.sh reports.
-summary = {kind: len(accs), "mean_best_accuracy": sum(accs) / len(accs), "seconds_to_99": hits,
-           "images_read": read, "wrong": n_wrong_all}
-json.dump(summary, open(f"runs/{kind}-summary.json", "w"), indent=1)
-PY
+python3 tools/report.py splits "$KIND" "${dirs[@]}" | tee "runs/$KIND-report.md"

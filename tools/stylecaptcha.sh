@@ -77,15 +77,7 @@ PY
 
 draw runs/stylecaptcha/train "$COUNT" 1
 draw runs/stylecaptcha/fresh 200 2
-"$PYTHON" - <<'PY'
-import glob
-from PIL import Image
-files = sorted(glob.glob("runs/stylecaptcha/fresh/*.png"))[:24]
-sheet = Image.new("RGB", (4 * 256, 6 * 64), "white")
-for i, f in enumerate(files):
-    sheet.paste(Image.open(f), (i % 4 * 256, i // 4 * 64))
-sheet.save("runs/stylecaptcha/sheet.png")
-PY
+"$PYTHON" tools/report.py sheet "runs/stylecaptcha/fresh/*.png" runs/stylecaptcha/sheet.png
 out=runs/stylecaptcha/default
 if [ -f "$out/metrics.json" ]; then
     echo "already trained ($out)"
@@ -95,16 +87,4 @@ fi
 fresh=$(cargo run --release -q -p host-trainer -- eval --model "$out/model.crnn" --model "$out/model-int8.crnn" \
     --data runs/stylecaptcha/fresh --json runs/stylecaptcha/fresh-eval.json | tail -2)
 echo "$fresh"
-python3 - "$out" <<'PY' | tee runs/stylecaptcha-report.md
-import json, sys
-m = json.load(open(f"{sys.argv[1]}/metrics.json"))
-ev = json.load(open("runs/stylecaptcha/fresh-eval.json"))
-hist = m["history"]
-left = next((e["epoch"] for e in hist if e["val"]["sequence"] >= 0.01), None)
-print("| style | images | left the plateau (1% read) | best epoch | validation f32 / int8 | 200 fresh f32 / int8 (CER int8) | epochs, seconds |")
-print("|---|---|---|---|---|---|---|")
-print(f"| per-character colour and font, clutter, 4 of 36, 256x64 | {m['images']} | {left or 'not within the run'} | "
-      f"{m['best_epoch']} | {100 * m['core_infer_f32']['sequence']:.2f}% / {100 * m['core_infer_int8']['sequence']:.2f}% | "
-      f"{100 * ev[0]['accuracy']['sequence']:.2f}% / {100 * ev[1]['accuracy']['sequence']:.2f}% ({ev[1]['accuracy']['cer']:.4f}) | "
-      f"{m['epochs_run']}, {m['seconds_total']:.0f} s |")
-PY
+python3 tools/report.py stylecaptcha "$out" | tee runs/stylecaptcha-report.md

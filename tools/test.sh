@@ -30,7 +30,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps -p core-infer --feature
 step "core-infer builds for thumbv7em-none-eabihf (no_std, no alloc)"
 bash tools/cargo-thumb.sh build --release -p core-infer --features defmt,dsp
 bash tools/cargo-thumb.sh build --release -p core-infer --no-default-features --features dsp
-if rustup target list --installed 2>/dev/null | grep -q thumbv7em-none-eabihf; then
+if bash tools/cargo-thumb.sh --rustup; then
     step "core-infer: clippy on the Arm DSP kernels (thumbv7em), the same no-panic rules"
     cargo clippy --release -p core-infer --no-default-features --features dsp --target thumbv7em-none-eabihf -- -D warnings
 fi

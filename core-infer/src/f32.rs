@@ -2,10 +2,11 @@
 //! Weights stay in the model bytes and are read little-endian in place (model data is only 1-byte aligned).
 
 use crate::block::{block_len, load};
+use crate::format::le::Le;
 use crate::format::names;
 use crate::format::{ModelFile, Precision};
 use crate::kernels::{self, KERNEL_ROWS, ROWS_AT_ONCE};
-use crate::net::{Kernels, Mac, Net, LSTM_STEPS_AT_ONCE};
+use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE};
 use crate::Error;
 
 /// f32 blocks keep each group of four inputs in order.
@@ -15,18 +16,11 @@ const LANES: [usize; 4] = [0, 1, 2, 3];
 pub struct F32;
 
 /// f32 values stored little-endian in borrowed bytes.
-#[derive(Clone, Copy, Debug)]
-pub struct F32s<'a>(&'a [u8]);
-
-impl<'a> F32s<'a> {
-    pub fn get(&self, i: usize) -> f32 {
-        self.0.get(4 * i..4 * i + 4).and_then(|b| b.try_into().ok()).map_or(0.0, f32::from_le_bytes)
-    }
-}
+type F32s<'a> = Le<'a, f32>;
 
 /// The values of `layer.part`, checked against the schema ([`names::spec`]).
 fn f32s<'a>(file: &ModelFile<'a>, layer: &'static str, part: &'static str) -> Result<F32s<'a>, Error> {
-    Ok(F32s(file.get(&names::spec(Precision::F32, &file.arch, layer, part).ok_or(Error::MissingTensor)?)?.data))
+    Ok(F32s::new(file.get(&names::spec(Precision::F32, &file.arch, layer, part).ok_or(Error::MissingTensor)?)?.data))
 }
 
 /// A conv 3×3 or dense layer: weights `[out, segments, segment_len]`, bias `[out]`, optional ReLU.
@@ -40,15 +34,11 @@ pub struct LinearF32<'a> {
 }
 
 impl<'a> LinearF32<'a> {
-    fn load(file: &ModelFile<'a>, name: &'static str, relu: bool) -> Result<Self, Error> {
-        let shape_spec = names::spec(Precision::F32, &file.arch, name, "weight").ok_or(Error::MissingTensor)?;
-        let shape = shape_spec.shape();
-        let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
-        let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
-        let per_out: usize = shape.iter().skip(1).product();
+    fn load(file: &ModelFile<'a>, name: &'static str, sizes: (usize, usize, usize), relu: bool) -> Result<Self, Error> {
+        let (outputs, segments, segment_len) = sizes;
         let w = f32s(file, name, "weight")?;
         let b = f32s(file, name, "bias")?;
-        Ok(LinearF32 { w, b, outputs, segments: per_out / segment_len.max(1), segment_len, relu })
+        Ok(LinearF32 { w, b, outputs, segments, segment_len, relu })
     }
 }
 
@@ -71,7 +61,7 @@ impl Mac for LinearF32<'_> {
     }
     fn mac_rows(&self, o: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
         let len = self.segments * self.segment_len;
-        kernels::rows_f32(self.w.0.get(4 * o * len..).unwrap_or(&[]), len, block, cols, acc);
+        kernels::rows_f32(self.w.bytes().get(4 * o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
     fn finish(&self, _o: usize, acc: f32) -> f32 {
         if self.relu {
@@ -82,7 +72,7 @@ impl Mac for LinearF32<'_> {
     }
     #[cfg(target_arch = "x86_64")]
     fn conv_pool_kernel(&self, cols: [Option<&[f32]>; 4], out: &mut [f32]) -> bool {
-        let (w, b, n) = (self.w.0, self.b.0, self.outputs);
+        let (w, b, n) = (self.w.bytes(), self.b.bytes(), self.outputs);
         let windows = out.len() / n.max(1);
         let patches = |i| crate::net::conv1_patches(self, cols, i);
         self.segments == 9
@@ -100,10 +90,7 @@ pub struct LstmF32<'a> {
 }
 
 impl<'a> LstmF32<'a> {
-    fn load(file: &ModelFile<'a>, prefix: &'static str) -> Result<Self, Error> {
-        let w_ih_spec = names::spec(Precision::F32, &file.arch, prefix, "w_ih").ok_or(Error::MissingTensor)?;
-        let w_ih = w_ih_spec.shape();
-        let (hidden, n_in) = (w_ih.first().map_or(0, |r| r / 4), w_ih.last().copied().unwrap_or(0));
+    fn load(file: &ModelFile<'a>, prefix: &'static str, (n_in, hidden): (usize, usize)) -> Result<Self, Error> {
         Ok(LstmF32 {
             w_ih: f32s(file, prefix, "w_ih")?,
             w_hh: f32s(file, prefix, "w_hh")?,
@@ -119,20 +106,19 @@ impl Kernels for F32 {
     type In = f32;
     type Cell = f32;
     type Gate = f32;
-    type Conv<'a> = LinearF32<'a>;
-    type Dense<'a> = LinearF32<'a>;
+    type Linear<'a> = LinearF32<'a>;
     type Lstm<'a> = LstmF32<'a>;
 
-    fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
-        let lstm = |prefix| LstmF32::load(file, prefix);
-        Ok(Net {
-            conv1: LinearF32::load(file, "conv1", true)?,
-            conv2: LinearF32::load(file, "conv2", true)?,
-            dense1: LinearF32::load(file, "dense1", true)?,
-            lstm1: [lstm("lstm1.fwd")?, lstm("lstm1.bwd")?],
-            lstm2: [lstm("lstm2.fwd")?, lstm("lstm2.bwd")?],
-            dense2: LinearF32::load(file, "dense2", false)?,
-        })
+    fn linear<'a>(
+        file: &ModelFile<'a>,
+        layer: &'static str,
+        sizes: (usize, usize, usize),
+        relu: bool,
+    ) -> Result<LinearF32<'a>, Error> {
+        LinearF32::load(file, layer, sizes, relu)
+    }
+    fn lstm<'a>(file: &ModelFile<'a>, prefix: &'static str, sizes: (usize, usize)) -> Result<LstmF32<'a>, Error> {
+        LstmF32::load(file, prefix, sizes)
     }
 
     fn pixel(p: u8) -> f32 {
@@ -148,7 +134,7 @@ impl Kernels for F32 {
         for r0 in (0..n).step_by(ROWS_AT_ONCE) {
             let mut acc = [[0f32; 4]; ROWS_AT_ONCE];
             let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(n - r0)) else { return };
-            kernels::rows_f32(l.w_ih.0.get(4 * r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
+            kernels::rows_f32(l.w_ih.bytes().get(4 * r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
             for (r, a) in (r0..).zip(&*acc) {
                 for (step, &a) in a.iter().enumerate().take(cols) {
                     if let Some(g) = gates.get_mut(step * n + r) {
@@ -169,7 +155,13 @@ impl Kernels for F32 {
         for (q, g) in gates.chunks_mut(KERNEL_ROWS).enumerate() {
             let mut acc = [[0f32; 4]; KERNEL_ROWS];
             let Some(acc) = acc.get_mut(..g.len()) else { return };
-            kernels::rows_f32(l.w_hh.0.get(4 * q * KERNEL_ROWS * l.hidden..).unwrap_or(&[]), l.hidden, hb, 1, acc);
+            kernels::rows_f32(
+                l.w_hh.bytes().get(4 * q * KERNEL_ROWS * l.hidden..).unwrap_or(&[]),
+                l.hidden,
+                hb,
+                1,
+                acc,
+            );
             for (g, a) in g.iter_mut().zip(&*acc) {
                 *g += a[0];
             }
@@ -199,7 +191,7 @@ mod tests {
         ) {
             let wb: std::vec::Vec<u8> = w[..9 * outputs].iter().flat_map(|v| v.to_le_bytes()).collect();
             let bb: std::vec::Vec<u8> = bias[..outputs].iter().flat_map(|v| v.to_le_bytes()).collect();
-            let layer = LinearF32 { w: F32s(&wb), b: F32s(&bb), outputs, segments: 9, segment_len: 1, relu };
+            let layer = LinearF32 { w: F32s::new(&wb), b: F32s::new(&bb), outputs, segments: 9, segment_len: 1, relu };
             let cols: [Option<&[f32]>; 4] = core::array::from_fn(|c| present[c].then(|| &x[25 * c..25 * (c + 1)]));
             let windows = 12;
             let mut block = std::vec![0f32; crate::net::conv_block_len(1)];

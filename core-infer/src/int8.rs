@@ -15,13 +15,14 @@
 //! The tensors of an int8 file, quantization parameters included, are listed in [`crate::format::names`].
 
 use crate::block::block_len;
+use crate::format::le::Le;
 use crate::format::names;
 use crate::format::{Arch, ModelFile, Precision};
 use crate::kernels::{
     self, dot_prepared, dot_rows, prepare, put_inputs, requantize_add, QuantLinear, COLLECTED, GATE_CHUNK, LANES,
     RECUR_ROWS, ROWS_AT_ONCE,
 };
-use crate::net::{Kernels, Mac, Net, LSTM_STEPS_AT_ONCE};
+use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE};
 use crate::Error;
 
 pub use crate::kernels::reference::{requantize, Lut, CELL_FRAC, GATE_FRAC};
@@ -32,19 +33,7 @@ pub struct I8;
 pub use crate::format::names::LUT_LEN;
 
 /// Little-endian i32 values in borrowed bytes.
-#[derive(Clone, Copy, Debug)]
-struct I32s<'a>(&'a [u8]);
-
-impl<'a> I32s<'a> {
-    fn get(&self, i: usize) -> i32 {
-        self.0.get(4 * i..4 * i + 4).and_then(|b| b.try_into().ok()).map_or(0, i32::from_le_bytes)
-    }
-    /// The values from index `i` on.
-    fn from(self, i: usize) -> impl Iterator<Item = i32> + 'a {
-        let rest = self.0.get(4 * i..).unwrap_or(&[]);
-        rest.chunks_exact(4).map(|b| b.try_into().map_or(0, i32::from_le_bytes))
-    }
-}
+type I32s<'a> = Le<'a, i32>;
 
 /// The bytes of `layer.part`, checked against the schema ([`names::spec`]).
 fn bytes<'a>(file: &ModelFile<'a>, layer: &'static str, part: &'static str) -> Result<&'a [u8], Error> {
@@ -69,14 +58,10 @@ pub struct LinearI8<'a> {
 }
 
 impl<'a> LinearI8<'a> {
-    fn load(file: &ModelFile<'a>, name: &'static str, relu: bool) -> Result<Self, Error> {
-        let shape_spec = names::spec(Precision::Int8, &file.arch, name, "weight").ok_or(Error::MissingTensor)?;
-        let shape = shape_spec.shape();
-        let outputs = *shape.first().ok_or(Error::ShapeMismatch)?;
-        let segment_len = *shape.last().ok_or(Error::ShapeMismatch)?;
-        let per_out: usize = shape.iter().skip(1).product();
-        let zp = I32s(bytes(file, name, "zp")?);
-        let shift = I32s(bytes(file, name, "shift")?);
+    fn load(file: &ModelFile<'a>, name: &'static str, sizes: (usize, usize, usize), relu: bool) -> Result<Self, Error> {
+        let (outputs, segments, segment_len) = sizes;
+        let zp = I32s::new(bytes(file, name, "zp")?);
+        let shift = I32s::new(bytes(file, name, "shift")?);
         check_shifts(shift, outputs)?;
         let (zp_in, zp_out) = (zp.get(0), zp.get(1));
         if !(-128..=127).contains(&zp_in) || !(-128..=127).contains(&zp_out) {
@@ -86,13 +71,13 @@ impl<'a> LinearI8<'a> {
             w: bytes(file, name, "weight")?,
             bias: bytes(file, name, "bias")?,
             mult: bytes(file, name, "mult")?,
-            shift: shift.0,
+            shift: shift.bytes(),
             outputs,
             cin: segment_len,
             zp_out,
             lo: if relu { zp_out } else { -128 }, // with ReLU the zero point (real 0) is the lowest output
         };
-        Ok(LinearI8 { q, zp_in, segments: per_out / segment_len.max(1) })
+        Ok(LinearI8 { q, zp_in, segments })
     }
 }
 
@@ -111,19 +96,19 @@ impl Mac for LinearI8<'_> {
         i16::from(x) - self.zp_in as i16 // zp_in checked to be in -128..=127 at load
     }
     fn init(&self, o: usize) -> i32 {
-        I32s(self.q.bias).get(o)
+        I32s::new(self.q.bias).get(o)
     }
     fn mac_rows(&self, o: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
         let len = self.segments * self.q.cin;
         dot_rows(self.q.w.get(o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
     fn finish(&self, o: usize, acc: i32) -> i8 {
-        self.output(acc, I32s(self.q.mult).get(o), I32s(self.q.shift).get(o))
+        self.output(acc, I32s::new(self.q.mult).get(o), I32s::new(self.q.shift).get(o))
     }
     fn finish_pooled(&self, o: usize, acc: &[[i32; 4]], out: &mut [i8]) {
         // `finish` of each window's largest, walking the multipliers and shifts instead of indexing them.
         for (((v, a), mult), shift) in
-            out.iter_mut().zip(acc).zip(I32s(self.q.mult).from(o)).zip(I32s(self.q.shift).from(o))
+            out.iter_mut().zip(acc).zip(I32s::new(self.q.mult).from(o)).zip(I32s::new(self.q.shift).from(o))
         {
             *v = self.output(a[0].max(a[1]).max(a[2].max(a[3])), mult, shift);
         }
@@ -170,11 +155,8 @@ pub struct LstmI8<'a> {
 }
 
 impl<'a> LstmI8<'a> {
-    fn load(file: &ModelFile<'a>, prefix: &'static str) -> Result<Self, Error> {
-        let w_ih_spec = names::spec(Precision::Int8, &file.arch, prefix, "w_ih").ok_or(Error::MissingTensor)?;
-        let w_ih = w_ih_spec.shape();
-        let (hidden, n_in) = (w_ih.first().map_or(0, |r| r / 4), w_ih.last().copied().unwrap_or(0));
-        let i32s = |part: &'static str| Ok::<_, Error>(I32s(bytes(file, prefix, part)?));
+    fn load(file: &ModelFile<'a>, prefix: &'static str, (n_in, hidden): (usize, usize)) -> Result<Self, Error> {
+        let i32s = |part: &'static str| Ok::<_, Error>(I32s::new(bytes(file, prefix, part)?));
         let (shift_ih, shift_hh) = (i32s("shift_ih")?, i32s("shift_hh")?);
         check_shifts(shift_ih, 4)?;
         check_shifts(shift_hh, 4)?;
@@ -204,26 +186,27 @@ impl Kernels for I8 {
     type In = i16;
     type Cell = i16;
     type Gate = i32;
-    type Conv<'a> = LinearI8<'a>;
-    type Dense<'a> = LinearI8<'a>;
+    type Linear<'a> = LinearI8<'a>;
     type Lstm<'a> = LstmI8<'a>;
 
-    fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error> {
-        let a: Arch = file.arch;
+    fn check(a: &Arch) -> Result<(), Error> {
         let [c1, d1, l1, l2] = [a.conv1, a.dense1, a.lstm1, a.lstm2].map(usize::from);
         // The longest dot product (dense1's features, usually) must fit i32: 255 · 255 per term.
         if a.features().max(9 * c1).max(d1).max(2 * l1).max(2 * l2) > 32_000 {
             return Err(Error::Capacity);
         }
-        let lstm = |prefix| LstmI8::load(file, prefix);
-        Ok(Net {
-            conv1: LinearI8::load(file, "conv1", true)?,
-            conv2: LinearI8::load(file, "conv2", true)?,
-            dense1: LinearI8::load(file, "dense1", true)?,
-            lstm1: [lstm("lstm1.fwd")?, lstm("lstm1.bwd")?],
-            lstm2: [lstm("lstm2.fwd")?, lstm("lstm2.bwd")?],
-            dense2: LinearI8::load(file, "dense2", false)?,
-        })
+        Ok(())
+    }
+    fn linear<'a>(
+        file: &ModelFile<'a>,
+        layer: &'static str,
+        sizes: (usize, usize, usize),
+        relu: bool,
+    ) -> Result<LinearI8<'a>, Error> {
+        LinearI8::load(file, layer, sizes, relu)
+    }
+    fn lstm<'a>(file: &ModelFile<'a>, prefix: &'static str, sizes: (usize, usize)) -> Result<LstmI8<'a>, Error> {
+        LstmI8::load(file, prefix, sizes)
     }
 
     fn pixel(p: u8) -> i8 {
@@ -260,7 +243,7 @@ impl Kernels for I8 {
                         }
                     }
                 }
-                let bias = l.b.0.get(4 * r0..).unwrap_or(&[]);
+                let bias = l.b.bytes().get(4 * r0..).unwrap_or(&[]);
                 for (step, sums) in sums.iter().enumerate().take(cols).filter(|_| COLLECTED > 0) {
                     let at = step * rows + r0;
                     if let (Some(g), Some(sums)) = (gates.get_mut(at..at + len), sums.get(..len)) {
@@ -317,7 +300,7 @@ impl Kernels for I8 {
 pub(crate) fn scores_scale(file: &ModelFile<'_>) -> Result<(f32, i32), Error> {
     let s = bytes(file, "scores", "scale")?;
     let scale = s.try_into().map(f32::from_le_bytes).map_err(|_| Error::BadTensor)?;
-    let zp = I32s(bytes(file, "dense2", "zp")?).get(1);
+    let zp = I32s::new(bytes(file, "dense2", "zp")?).get(1);
     if !scale.is_finite() || scale <= 0.0 {
         return Err(Error::BadTensor);
     }

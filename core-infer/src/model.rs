@@ -5,7 +5,7 @@ use crate::beam::{self, Reading};
 use crate::f32::F32;
 use crate::format::{ModelFile, Precision};
 use crate::int8::{scores_scale, I8};
-use crate::net::{forward, Kernels, Layout, Net};
+use crate::net::{forward, Layout, Net};
 use crate::probe::{Probe, Stage};
 use crate::{ctc, Arch, Error, Input, Text};
 
@@ -101,12 +101,12 @@ impl<'a> Model<'a> {
         }
         let weights = match file.precision {
             #[cfg(feature = "f32")]
-            Precision::F32 => Weights::F32(F32::load(&file)?),
+            Precision::F32 => Weights::F32(Net::<F32>::load(&file)?),
             #[cfg(not(feature = "f32"))]
             Precision::F32 => return Err(Error::PrecisionNotBuilt),
             Precision::Int8 => {
                 let (scale, zp) = scores_scale(&file)?;
-                Weights::I8(I8::load(&file)?, scale, zp)
+                Weights::I8(Net::<I8>::load(&file)?, scale, zp)
             }
         };
         let (arch, input, alphabet, precision) = (file.arch, file.input, file.alphabet, file.precision);

@@ -9,7 +9,7 @@
 //! [`crate::format::names`].
 
 use crate::block::{block_len, fill, load, put, zero_tail};
-use crate::format::{Arch, ModelFile};
+use crate::format::{names, Arch, ModelFile};
 pub use crate::kernels::{KERNEL_ROWS, ROWS_AT_ONCE};
 use crate::probe::{Probe, Stage};
 use crate::scratch::{bytes_for, take};
@@ -26,12 +26,25 @@ pub trait Kernels: Sized {
     type Cell: Pod + Default;
     /// LSTM gate pre-activations: `f32`, or `i32` accumulators.
     type Gate: Pod + Default;
-    type Conv<'a>: Mac<Act = Self::Act, In = Self::In>;
-    type Dense<'a>: Mac<Act = Self::Act, In = Self::In>;
+    /// A conv 3×3 or dense layer.
+    type Linear<'a>: Mac<Act = Self::Act, In = Self::In>;
     type Lstm<'a>;
 
-    /// Loads and shape-checks every layer of this precision from a parsed file.
-    fn load<'a>(file: &ModelFile<'a>) -> Result<Net<'a, Self>, Error>;
+    /// Refuses architectures this precision cannot compute exactly (int8: dot products that could
+    /// overflow i32); [`Net::load`] asks first.
+    fn check(_arch: &Arch) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Loads and checks conv or dense `layer` ([`names::LINEAR`]): `(outputs, segments, segment_len)`
+    /// as [`names::linear_sizes`] gives them.
+    fn linear<'a>(
+        file: &ModelFile<'a>,
+        layer: &'static str,
+        sizes: (usize, usize, usize),
+        relu: bool,
+    ) -> Result<Self::Linear<'a>, Error>;
+    /// Loads and checks LSTM direction `prefix` ([`names::LSTMS`]) of `(inputs, hidden)` units.
+    fn lstm<'a>(file: &ModelFile<'a>, prefix: &'static str, sizes: (usize, usize)) -> Result<Self::Lstm<'a>, Error>;
     /// A pixel as an input activation (the network sees `pixel / 255`).
     fn pixel(p: u8) -> Self::Act;
     /// The input half of an LSTM layer for up to [`LSTM_STEPS_AT_ONCE`] time steps at once:
@@ -205,13 +218,37 @@ pub fn dense<M: Mac>(layer: &M, x: &[M::Act], block: &mut [M::In], out: &mut [M:
 
 /// The layers of one network in one precision.
 pub struct Net<'a, K: Kernels> {
-    pub conv1: K::Conv<'a>,
-    pub conv2: K::Conv<'a>,
-    pub dense1: K::Dense<'a>,
+    pub conv1: K::Linear<'a>,
+    pub conv2: K::Linear<'a>,
+    pub dense1: K::Linear<'a>,
     /// Forward and backward direction.
     pub lstm1: [K::Lstm<'a>; 2],
     pub lstm2: [K::Lstm<'a>; 2],
-    pub dense2: K::Dense<'a>,
+    pub dense2: K::Linear<'a>,
+}
+
+impl<'a, K: Kernels> Net<'a, K> {
+    /// Loads and shape-checks every layer from a parsed file: the network's one table of layers (names and
+    /// sizes from [`names`], for both precisions).
+    pub fn load(file: &ModelFile<'a>) -> Result<Self, Error> {
+        K::check(&file.arch)?;
+        let linear = |layer: &'static str, relu: bool| {
+            K::linear(file, layer, names::linear_sizes(&file.arch, layer).ok_or(Error::MissingTensor)?, relu)
+        };
+        let lstm = |prefix: &'static str| {
+            K::lstm(file, prefix, names::lstm_sizes(&file.arch, prefix).ok_or(Error::MissingTensor)?)
+        };
+        let [conv1, conv2, dense1, dense2] = names::LINEAR;
+        let [l1f, l1b, l2f, l2b] = names::LSTMS;
+        Ok(Net {
+            conv1: linear(conv1, true)?,
+            conv2: linear(conv2, true)?,
+            dense1: linear(dense1, true)?,
+            lstm1: [lstm(l1f)?, lstm(l1b)?],
+            lstm2: [lstm(l2f)?, lstm(l2b)?],
+            dense2: linear(dense2, false)?,
+        })
+    }
 }
 
 /// Sizes derived from the architecture, in elements.

@@ -43,6 +43,8 @@ const SCRATCH_BYTES: usize = if cfg!(feature = "small-scratch-demo") { 16 * 1024
 use captcha_synth::fixtures::fingerprint;
 #[cfg(feature = "draw")]
 use captcha_synth::fixtures::{DRAW_COUNT, DRAW_SEED};
+#[cfg(any(feature = "draw", feature = "profile"))]
+use captcha_synth::fixtures::IMAGE_BYTES;
 
 #[entry]
 fn main() -> ! {
@@ -270,7 +272,7 @@ fn run() -> bool {
 /// build may spend; the product build has no colour model).
 #[cfg(feature = "profile")]
 fn colour_input_cost(grey: &[u8], (h, w): (usize, usize), scratch: &mut [u8], timer: &mut timing::Timer) {
-    let Some(rgb) = cortex_m::singleton!(: [u8; 3 * 200 * 50] = [0; 3 * 200 * 50]) else { return };
+    let Some(rgb) = cortex_m::singleton!(: [u8; 3 * IMAGE_BYTES] = [0; 3 * IMAGE_BYTES]) else { return };
     let (Some(rgb), Some(out)) = (rgb.get_mut(..3 * h * w), scratch.get_mut(..h * w)) else { return };
     for (p, &v) in rgb.chunks_exact_mut(3).zip(grey) {
         p.copy_from_slice(&[v, 255 - v, v / 2]);
@@ -294,7 +296,7 @@ fn drawn_captchas(model: &core_infer::Model<'_>, (h, w): (usize, usize), scratch
     let (mut right, mut total) = (0, 0);
     let Ok(synth) = captcha_synth::Synth::new(captcha_synth::Config::default(), DRAW_SEED) else { return false };
     // A static, not a 10 KB stack frame that could step over the stack guard.
-    let Some(pixels) = cortex_m::singleton!(: [u8; 200 * 50] = [0; 200 * 50]) else { return false };
+    let Some(pixels) = cortex_m::singleton!(: [u8; IMAGE_BYTES] = [0; IMAGE_BYTES]) else { return false };
     for i in 0..DRAW_COUNT {
         let Some(img) = pixels.get_mut(..h * w) else {
             defmt::error!("the drawing buffer is smaller than the model's input");

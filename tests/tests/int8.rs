@@ -52,13 +52,12 @@ fn shipped_int8_model_is_what_the_quantizer_makes() {
 /// depend on model.ot alone, byte for byte; everything derived from activation ranges (biases, zero points,
 /// requantization multipliers, the output scale) within 0.1% (zero points within 1).
 fn same_quantization(fresh: &[u8], shipped: &[u8]) {
-    use core_infer::format::{DType, ModelFile, TensorRef};
+    use core_infer::format::{le::Le, DType, ModelFile, TensorRef};
     let (a, b) = (ModelFile::parse(fresh).unwrap(), ModelFile::parse(shipped).unwrap());
     assert_eq!((a.precision, a.arch, a.alphabet), (b.precision, b.arch, b.alphabet));
     let names = |f: &ModelFile| f.tensors().map(|t| (t.name.to_vec(), t.dtype, t.shape().to_vec())).collect::<Vec<_>>();
     assert_eq!(names(&a), names(&b), "tensor tables differ");
-    let i32s =
-        |t: &TensorRef| t.data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+    let i32s = |t: &TensorRef| Le::<i32>::new(t.data).from(0).collect::<Vec<_>>();
     // mult · 2^shift, the real multiplier a mult/shift pair stands for
     let multiplier = |f: &ModelFile, t: &TensorRef| -> Vec<f64> {
         let name = std::str::from_utf8(t.name).unwrap().replace("mult", "shift");
@@ -71,8 +70,8 @@ fn same_quantization(fresh: &[u8], shipped: &[u8]) {
         match x.dtype {
             DType::I8 | DType::I16 => assert!(x.data == y.data, "{name}: weights or tables differ"),
             DType::F32 => {
-                let (p, q) = (x.data.try_into().map(f32::from_le_bytes), y.data.try_into().map(f32::from_le_bytes));
-                assert!(close(f64::from(p.unwrap()), f64::from(q.unwrap()), 0.0), "{name}: {p:?} vs {q:?}");
+                let (p, q) = (Le::<f32>::new(x.data).get(0), Le::<f32>::new(y.data).get(0));
+                assert!(close(f64::from(p), f64::from(q), 0.0), "{name}: {p} vs {q}");
             }
             DType::I32 if name.contains(".shift") => {} // compared with its multiplier
             DType::I32 if name.contains(".mult") => {

@@ -34,6 +34,7 @@
 
 use crate::{Error, Input};
 
+pub mod le;
 pub mod names;
 
 /// The four bytes every model file starts with.

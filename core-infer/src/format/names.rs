@@ -97,18 +97,9 @@ const INT8_EXTRA: [(&str, &str); 3] = [("lut", "sigmoid"), ("lut", "tanh"), ("sc
 /// The spec of `layer.part` in a `precision` file for `arch`, or `None` if such a file has no such
 /// tensor. Computed on demand: no table on a microcontroller's stack.
 pub fn spec(precision: Precision, arch: &Arch, layer: &'static str, part: &'static str) -> Option<Spec> {
-    let a = arch;
-    let [c1, c2, d1, l1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm1, a.lstm2, a.classes].map(usize::from);
     let int8 = precision == Precision::Int8;
     let (weight, wide) = if int8 { (DType::I8, DType::I32) } else { (DType::F32, DType::F32) };
-    let linear: Option<[usize; 4]> = match layer {
-        "conv1" => Some([c1, 3, 3, 1]),
-        "conv2" => Some([c2, 3, 3, c1]),
-        "dense1" => Some([d1, a.features(), 0, 0]),
-        "dense2" => Some([k, 2 * l2, 0, 0]),
-        _ => None,
-    };
-    if let Some(dims) = linear {
+    if let Some(dims) = linear_dims(arch, layer) {
         let rank = if dims[3] == 0 { 2 } else { 4 };
         let [outputs, ..] = dims;
         return Some(match part {
@@ -119,12 +110,7 @@ pub fn spec(precision: Precision, arch: &Arch, layer: &'static str, part: &'stat
             _ => return None,
         });
     }
-    let lstm = match layer {
-        "lstm1.fwd" | "lstm1.bwd" => Some((d1, l1)),
-        "lstm2.fwd" | "lstm2.bwd" => Some((2 * l1, l2)),
-        _ => None,
-    };
-    if let Some((n_in, hidden)) = lstm {
+    if let Some((n_in, hidden)) = lstm_sizes(arch, layer) {
         return Some(match part {
             "w_ih" => Spec::new(layer, part, weight, &[4 * hidden, n_in]),
             "w_hh" => Spec::new(layer, part, weight, &[4 * hidden, hidden]),
@@ -137,6 +123,36 @@ pub fn spec(precision: Precision, arch: &Arch, layer: &'static str, part: &'stat
     match (layer, part) {
         ("lut", "sigmoid" | "tanh") if int8 => Some(Spec::new(layer, part, DType::I16, &[LUT_LEN])),
         ("scores", "scale") if int8 => Some(Spec::new(layer, part, DType::F32, &[1])),
+        _ => None,
+    }
+}
+
+/// The weight dimensions of conv or dense `layer` (`[outputs, 3, 3, C_in]`, or `[outputs, inputs, 0, 0]` for
+/// a dense layer), or `None` if it is not one of [`LINEAR`].
+fn linear_dims(a: &Arch, layer: &str) -> Option<[usize; 4]> {
+    let [c1, c2, d1, l2, k] = [a.conv1, a.conv2, a.dense1, a.lstm2, a.classes].map(usize::from);
+    match layer {
+        "conv1" => Some([c1, 3, 3, 1]),
+        "conv2" => Some([c2, 3, 3, c1]),
+        "dense1" => Some([d1, a.features(), 0, 0]),
+        "dense2" => Some([k, 2 * l2, 0, 0]),
+        _ => None,
+    }
+}
+
+/// Conv or dense `layer`'s sizes as the layers compute them: `(outputs, segments, segment_len)`, a weight
+/// row being `segments` runs of `segment_len` (a conv: its 9 taps of `C_in`; a dense layer: one run).
+pub fn linear_sizes(arch: &Arch, layer: &str) -> Option<(usize, usize, usize)> {
+    let [outputs, d1, d2, d3] = linear_dims(arch, layer)?;
+    Some(if layer.starts_with("conv") { (outputs, d1 * d2, d3) } else { (outputs, 1, d1) })
+}
+
+/// LSTM direction `layer`'s `(inputs, hidden units)`, or `None` if it is not one of [`LSTMS`].
+pub fn lstm_sizes(a: &Arch, layer: &str) -> Option<(usize, usize)> {
+    let [d1, l1, l2] = [a.dense1, a.lstm1, a.lstm2].map(usize::from);
+    match layer {
+        "lstm1.fwd" | "lstm1.bwd" => Some((d1, l1)),
+        "lstm2.fwd" | "lstm2.bwd" => Some((2 * l1, l2)),
         _ => None,
     }
 }

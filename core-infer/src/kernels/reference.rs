@@ -4,6 +4,7 @@
 //! out independently (exact i64 sums, the 64-bit requantization, float functions).
 
 use super::LANES;
+use crate::format::le::Le;
 pub use crate::format::names::LUT_LEN;
 
 /// Fractional bits of LSTM gate pre-activations.
@@ -48,10 +49,7 @@ impl<'a> Lut<'a> {
     /// Entries `i` and `i + 1` (`i` < 512, so both are in the table: no check needed).
     #[inline]
     fn pair(&self, i: usize) -> (i32, i32) {
-        let at = |j: usize| match self.0.get(2 * j..2 * j + 2) {
-            Some(&[lo, hi]) => i32::from(i16::from_le_bytes([lo, hi])),
-            _ => 0,
-        };
+        let at = |j: usize| i32::from(Le::<i16>::new(self.0).get(j));
         (at(i & 511), at((i & 511) + 1))
     }
     /// The function at `z` (Q3.12), linearly interpolated, in Q15.
@@ -159,7 +157,7 @@ pub fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i
     // (one loop per case: a branch per entry cost the Cortex-M4 1.6 M instructions per inference, true count)
     match bias {
         Some(b) => {
-            let b = b.chunks_exact(4).map(|v| v.try_into().map_or(0, i32::from_le_bytes));
+            let b = Le::<i32>::new(b).from(0);
             for ((d, &a), b) in dst.iter_mut().zip(acc).zip(b) {
                 *d = b.saturating_add(requantize(a, mult, shift));
             }
@@ -201,8 +199,8 @@ fn groups_f32<const C: usize>(row: &[u8], block: &[f32], acc: &mut [f32]) {
     let mut sums = [0f32; C];
     for (w, x) in row.chunks(16).zip(block.chunks_exact(4 * C)) {
         let mut w4 = [0f32; 4];
-        for (v, b) in w4.iter_mut().zip(w.chunks_exact(4)) {
-            *v = b.try_into().map_or(0.0, f32::from_le_bytes);
+        for (v, b) in w4.iter_mut().zip(Le::<f32>::new(w).from(0)) {
+            *v = b;
         }
         let [w0, w1, w2, w3] = w4;
         for (sum, x) in sums.iter_mut().zip(x.chunks_exact(4)) {

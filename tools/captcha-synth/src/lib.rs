@@ -34,6 +34,9 @@ pub mod fixtures {
     /// Captchas the firmware draws itself: `0..DRAW_COUNT` of seed `DRAW_SEED`.
     pub const DRAW_SEED: u64 = 7;
     pub const DRAW_COUNT: u64 = 8;
+    /// Bytes of one grey captcha of the default look (`Config::default()`: 200 × 50), for buffers sized at
+    /// compile time.
+    pub const IMAGE_BYTES: usize = 200 * 50;
 
     /// FNV-1a (32-bit) of raw int8 scores: one number that pins every score bit for bit.
     pub fn fingerprint(scores: &[i8]) -> u32 {
@@ -461,6 +464,12 @@ impl DrawTarget for Glyph {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fixture_image_bytes_are_the_default_look() {
+        let c = super::Config::default();
+        assert_eq!(usize::from(c.width) * usize::from(c.height), super::fixtures::IMAGE_BYTES);
+    }
+
     use super::*;
 
     fn draw(synth: &Synth<'_>, index: u64) -> ([u8; 200 * 50], Label) {

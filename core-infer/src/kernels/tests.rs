@@ -315,3 +315,38 @@ fn tables_match_float(z in -(9i32 << GATE_FRAC)..(9 << GATE_FRAC)) {
     prop_assert!((s - 1.0 / (1.0 + (-x).exp())).abs() < 4e-4, "sigmoid({x}) = {s}");
     prop_assert!((t - x.tanh()).abs() < 4e-4, "tanh({x}) = {t}");
 }}
+
+proptest! {
+    /// The int8 LSTM cell (every implementation: the reference, and the selected one, AVX2 where the CPU
+    /// has it) against the cell's real-number definition, `c' = σ(f)·c + σ(i)·tanh(g)`,
+    /// `h = σ(o)·tanh(c')`, with the gates in Q3.12, `c` in Q4.11 and `h` as `127·h`: within the tables'
+    /// interpolation error (4e-4 each) and the fixed-point roundings, over gates in and beyond the
+    /// tables' range and cell states of any size.
+    #[test]
+    fn lstm_cell_matches_the_real_definition(
+        gates in proptest::collection::vec(-(10i32 << GATE_FRAC)..(10 << GATE_FRAC), 4 * 19),
+        c in proptest::collection::vec(any::<i16>(), 19),
+    ) {
+        let (sig, tanh) = (table(|x| 1.0 / (1.0 + (-x).exp())), table(f64::tanh));
+        let (sig, tanh) = (Lut::new(&sig).unwrap(), Lut::new(&tanh).unwrap());
+        let q: [&[i32]; 4] = core::array::from_fn(|k| &gates[19 * k..19 * (k + 1)]);
+        let sigmoid = |z: i32| 1.0 / (1.0 + (-f64::from(z) / 4096.0).exp());
+        let tanh_q12 = |z: i32| (f64::from(z) / 4096.0).tanh();
+        let implementations: [(&str, fn(Lut<'_>, Lut<'_>, [&[i32]; 4], &mut [i8], &mut [i16])); 2] =
+            [("reference", reference::cell), ("selected", super::cell)];
+        for (name, cell) in implementations {
+            let (mut h, mut cs) = (std::vec![0i8; 19], c.clone());
+            cell(sig, tanh, q, &mut h, &mut cs);
+            for u in 0..19 {
+                let c0 = f64::from(c[u]) / 2048.0;
+                let c1 = sigmoid(q[1][u]) * c0 + sigmoid(q[0][u]) * tanh_q12(q[2][u]);
+                let dc = (c0.abs() + 2.0) * 5e-4 + 2.0 / 2048.0;
+                let want_c = (c1 * 2048.0).clamp(-32768.0, 32767.0);
+                prop_assert!((f64::from(cs[u]) - want_c).abs() <= 2048.0 * dc, "{}: c {} vs {}", name, cs[u], want_c);
+                // tanh reads the state from its table's range, [−8, 8)
+                let want_h = 127.0 * sigmoid(q[3][u]) * (c1.clamp(-8.0, 8.0)).tanh();
+                prop_assert!((f64::from(h[u]) - want_h).abs() <= 127.0 * (1e-3 + dc) + 1.0, "{}: h {} vs {}", name, h[u], want_h);
+            }
+        }
+    }
+}

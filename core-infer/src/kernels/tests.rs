@@ -316,6 +316,9 @@ fn tables_match_float(z in -(9i32 << GATE_FRAC)..(9 << GATE_FRAC)) {
     prop_assert!((t - x.tanh()).abs() < 4e-4, "tanh({x}) = {t}");
 }}
 
+/// An int8 LSTM cell: the state update from the gates.
+type CellKernel = fn(Lut<'_>, Lut<'_>, [&[i32]; 4], &mut [i8], &mut [i16]);
+
 proptest! {
     /// The int8 LSTM cell (every implementation: the reference, and the selected one, AVX2 where the CPU
     /// has it) against the cell's real-number definition, `c' = σ(f)·c + σ(i)·tanh(g)`,
@@ -332,8 +335,7 @@ proptest! {
         let q: [&[i32]; 4] = core::array::from_fn(|k| &gates[19 * k..19 * (k + 1)]);
         let sigmoid = |z: i32| 1.0 / (1.0 + (-f64::from(z) / 4096.0).exp());
         let tanh_q12 = |z: i32| (f64::from(z) / 4096.0).tanh();
-        let implementations: [(&str, fn(Lut<'_>, Lut<'_>, [&[i32]; 4], &mut [i8], &mut [i16])); 2] =
-            [("reference", reference::cell), ("selected", super::cell)];
+        let implementations: [(&str, CellKernel); 2] = [("reference", reference::cell), ("selected", super::cell)];
         for (name, cell) in implementations {
             let (mut h, mut cs) = (std::vec![0i8; 19], c.clone());
             cell(sig, tanh, q, &mut h, &mut cs);

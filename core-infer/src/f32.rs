@@ -33,15 +33,6 @@ pub struct LinearF32<'a> {
     relu: bool,
 }
 
-impl<'a> LinearF32<'a> {
-    fn load(file: &ModelFile<'a>, name: &'static str, sizes: (usize, usize, usize), relu: bool) -> Result<Self, Error> {
-        let (outputs, segments, segment_len) = sizes;
-        let w = f32s(file, name, "weight")?;
-        let b = f32s(file, name, "bias")?;
-        Ok(LinearF32 { w, b, outputs, segments, segment_len, relu })
-    }
-}
-
 impl Mac for LinearF32<'_> {
     type Act = f32;
     type In = f32;
@@ -89,18 +80,6 @@ pub struct LstmF32<'a> {
     hidden: usize,
 }
 
-impl<'a> LstmF32<'a> {
-    fn load(file: &ModelFile<'a>, prefix: &'static str, (n_in, hidden): (usize, usize)) -> Result<Self, Error> {
-        Ok(LstmF32 {
-            w_ih: f32s(file, prefix, "w_ih")?,
-            w_hh: f32s(file, prefix, "w_hh")?,
-            b: f32s(file, prefix, "bias")?,
-            n_in,
-            hidden,
-        })
-    }
-}
-
 impl Kernels for F32 {
     type Act = f32;
     type In = f32;
@@ -115,10 +94,23 @@ impl Kernels for F32 {
         sizes: (usize, usize, usize),
         relu: bool,
     ) -> Result<LinearF32<'a>, Error> {
-        LinearF32::load(file, layer, sizes, relu)
+        let (outputs, segments, segment_len) = sizes;
+        let w = f32s(file, layer, "weight")?;
+        let b = f32s(file, layer, "bias")?;
+        Ok(LinearF32 { w, b, outputs, segments, segment_len, relu })
     }
-    fn lstm<'a>(file: &ModelFile<'a>, prefix: &'static str, sizes: (usize, usize)) -> Result<LstmF32<'a>, Error> {
-        LstmF32::load(file, prefix, sizes)
+    fn lstm<'a>(
+        file: &ModelFile<'a>,
+        prefix: &'static str,
+        (n_in, hidden): (usize, usize),
+    ) -> Result<LstmF32<'a>, Error> {
+        Ok(LstmF32 {
+            w_ih: f32s(file, prefix, "w_ih")?,
+            w_hh: f32s(file, prefix, "w_hh")?,
+            b: f32s(file, prefix, "bias")?,
+            n_in,
+            hidden,
+        })
     }
 
     fn pixel(p: u8) -> f32 {

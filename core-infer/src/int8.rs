@@ -57,30 +57,6 @@ pub struct LinearI8<'a> {
     segments: usize,
 }
 
-impl<'a> LinearI8<'a> {
-    fn load(file: &ModelFile<'a>, name: &'static str, sizes: (usize, usize, usize), relu: bool) -> Result<Self, Error> {
-        let (outputs, segments, segment_len) = sizes;
-        let zp = I32s::new(bytes(file, name, "zp")?);
-        let shift = I32s::new(bytes(file, name, "shift")?);
-        check_shifts(shift, outputs)?;
-        let (zp_in, zp_out) = (zp.get(0), zp.get(1));
-        if !(-128..=127).contains(&zp_in) || !(-128..=127).contains(&zp_out) {
-            return Err(Error::BadTensor);
-        }
-        let q = QuantLinear {
-            w: bytes(file, name, "weight")?,
-            bias: bytes(file, name, "bias")?,
-            mult: bytes(file, name, "mult")?,
-            shift: shift.bytes(),
-            outputs,
-            cin: segment_len,
-            zp_out,
-            lo: if relu { zp_out } else { -128 }, // with ReLU the zero point (real 0) is the lowest output
-        };
-        Ok(LinearI8 { q, zp_in, segments })
-    }
-}
-
 impl Mac for LinearI8<'_> {
     type Act = i8;
     type In = i16;
@@ -154,33 +130,6 @@ pub struct LstmI8<'a> {
     tanh: Lut<'a>,
 }
 
-impl<'a> LstmI8<'a> {
-    fn load(file: &ModelFile<'a>, prefix: &'static str, (n_in, hidden): (usize, usize)) -> Result<Self, Error> {
-        let i32s = |part: &'static str| Ok::<_, Error>(I32s::new(bytes(file, prefix, part)?));
-        let (shift_ih, shift_hh) = (i32s("shift_ih")?, i32s("shift_hh")?);
-        check_shifts(shift_ih, 4)?;
-        check_shifts(shift_hh, 4)?;
-        let zp_in = i32s("zp")?.get(0);
-        if !(-128..=127).contains(&zp_in) {
-            return Err(Error::BadTensor);
-        }
-        Ok(LstmI8 {
-            w_ih: bytes(file, prefix, "w_ih")?,
-            w_hh: bytes(file, prefix, "w_hh")?,
-            b: i32s("bias")?,
-            mult_ih: i32s("mult_ih")?,
-            shift_ih,
-            mult_hh: i32s("mult_hh")?,
-            shift_hh,
-            zp_in,
-            n_in,
-            hidden,
-            sigmoid: Lut::new(bytes(file, "lut", "sigmoid")?).ok_or(Error::ShapeMismatch)?,
-            tanh: Lut::new(bytes(file, "lut", "tanh")?).ok_or(Error::ShapeMismatch)?,
-        })
-    }
-}
-
 impl Kernels for I8 {
     type Act = i8;
     type In = i16;
@@ -203,10 +152,53 @@ impl Kernels for I8 {
         sizes: (usize, usize, usize),
         relu: bool,
     ) -> Result<LinearI8<'a>, Error> {
-        LinearI8::load(file, layer, sizes, relu)
+        let (outputs, segments, segment_len) = sizes;
+        let zp = I32s::new(bytes(file, layer, "zp")?);
+        let shift = I32s::new(bytes(file, layer, "shift")?);
+        check_shifts(shift, outputs)?;
+        let (zp_in, zp_out) = (zp.get(0), zp.get(1));
+        if !(-128..=127).contains(&zp_in) || !(-128..=127).contains(&zp_out) {
+            return Err(Error::BadTensor);
+        }
+        let q = QuantLinear {
+            w: bytes(file, layer, "weight")?,
+            bias: bytes(file, layer, "bias")?,
+            mult: bytes(file, layer, "mult")?,
+            shift: shift.bytes(),
+            outputs,
+            cin: segment_len,
+            zp_out,
+            lo: if relu { zp_out } else { -128 }, // with ReLU the zero point (real 0) is the lowest output
+        };
+        Ok(LinearI8 { q, zp_in, segments })
     }
-    fn lstm<'a>(file: &ModelFile<'a>, prefix: &'static str, sizes: (usize, usize)) -> Result<LstmI8<'a>, Error> {
-        LstmI8::load(file, prefix, sizes)
+    fn lstm<'a>(
+        file: &ModelFile<'a>,
+        prefix: &'static str,
+        (n_in, hidden): (usize, usize),
+    ) -> Result<LstmI8<'a>, Error> {
+        let i32s = |part: &'static str| Ok::<_, Error>(I32s::new(bytes(file, prefix, part)?));
+        let (shift_ih, shift_hh) = (i32s("shift_ih")?, i32s("shift_hh")?);
+        check_shifts(shift_ih, 4)?;
+        check_shifts(shift_hh, 4)?;
+        let zp_in = i32s("zp")?.get(0);
+        if !(-128..=127).contains(&zp_in) {
+            return Err(Error::BadTensor);
+        }
+        Ok(LstmI8 {
+            w_ih: bytes(file, prefix, "w_ih")?,
+            w_hh: bytes(file, prefix, "w_hh")?,
+            b: i32s("bias")?,
+            mult_ih: i32s("mult_ih")?,
+            shift_ih,
+            mult_hh: i32s("mult_hh")?,
+            shift_hh,
+            zp_in,
+            n_in,
+            hidden,
+            sigmoid: Lut::new(bytes(file, "lut", "sigmoid")?).ok_or(Error::ShapeMismatch)?,
+            tanh: Lut::new(bytes(file, "lut", "tanh")?).ok_or(Error::ShapeMismatch)?,
+        })
     }
 
     fn pixel(p: u8) -> i8 {

@@ -89,6 +89,9 @@ impl Mac for LinearI8<'_> {
             *v = self.output(a[0].max(a[1]).max(a[2].max(a[3])), mult, shift);
         }
     }
+    fn pooled_window(&self, block: &[i16], out: &mut [i8]) -> bool {
+        kernels::pooled_rows(&self.q, self.segments * self.q.cin, block, out)
+    }
     fn gather(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8]) {
         put_inputs(block, cols, col, k0, x, self.zp_in);
     }

@@ -107,6 +107,14 @@ pub trait Mac {
     fn gather(&self, block: &mut [Self::In], cols: usize, col: usize, k0: usize, x: &[Self::Act]) {
         put(block, cols, col, k0, x, Self::LANES, |a| self.input(a));
     }
+    /// One pooling window of [`conv_pool`] from its gathered `block`: `out[o] = finish(o, largest of the
+    /// window's four sums)` for every channel, by a fused kernel of this precision on this target where
+    /// there is one (Arm int8 has it). Returns whether it ran (by default it does not, and the generic
+    /// loops, its reference, run instead).
+    fn pooled_window(&self, block: &[Self::In], out: &mut [Self::Act]) -> bool {
+        let _ = (block, out);
+        false
+    }
     /// [`conv_pool`] by a kernel of this precision for this layer on this CPU, where there is one
     /// (x86-64 int8 has two): the same arguments (but the block) and exactly the same results as the
     /// generic loops. Returns whether it ran (by default it does not).
@@ -159,6 +167,9 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
                     None => fill(block, 4, j, seg * cin, cin, M::LANES, M::In::default()),
                 }
             }
+        }
+        if layer.pooled_window(block, out_row) {
+            continue;
         }
         for (q, outs) in out_row.chunks_mut(ROWS_AT_ONCE).enumerate() {
             let o = q * ROWS_AT_ONCE;

@@ -66,13 +66,15 @@ fn main() -> ! {
 /// data: the block kernel on rows of every length 0..=300 (reading on into the next row, as inside a
 /// tensor), with 1 to 4 input columns, aligned and not; the many-rows pass (`dot_rows`, 1 to 5 rows
 /// ending exactly at the weights' end, 1, 2 and 4 columns) against the rows one by one; and the input
-/// widening against the portable `put`. Returns the first failing row length.
+/// widening against the portable `put`; the fused conv window (`pooled_rows`) against the portable
+/// kernel and the int8 output's definition. Returns the first failing row length.
 #[cfg(feature = "self-test")]
 #[inline(never)] // its buffers must not stay in `run`'s frame during inference
 fn kernel_self_test() -> Option<usize> {
     use core_infer::block::{block_len, put, zero_tail};
     use core_infer::kernels::{
-        dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, put_inputs, LANES,
+        dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, pooled_rows, put_inputs, requantize,
+        QuantLinear, LANES,
     };
     let mut state = 0x2545_f491u32;
     let mut next = move || {
@@ -144,6 +146,44 @@ fn kernel_self_test() -> Option<usize> {
                         let mut want = [0i32; 4];
                         dot_block_portable(&w[r * k..rows * k], k, block, &mut want[..cols]);
                         if got[..cols] != want[..cols] {
+                            return Some(len);
+                        }
+                    }
+                }
+                // The fused conv window (kernel pass, 2×2 max-pool, requantization) on 1 to 5 channels
+                // of k = len / rows inputs, the weights ending right after the last channel (so conv1's
+                // nine-weight rows take the zero-padded copy), against the portable kernel and the
+                // int8 output's definition (requantize, plus the zero point, clamped to lo..=127).
+                for rows in (1..=5).filter(|_| cols == 4 && offset == 0) {
+                    let k = len / rows;
+                    if k == 0 {
+                        continue;
+                    }
+                    zero_tail(block, 4, k, LANES);
+                    let mut params = [[0u8; 4 * 5]; 3];
+                    for (i, p) in params.iter_mut().enumerate() {
+                        for v in p.chunks_exact_mut(4) {
+                            let raw = u32::from_le_bytes([next(), next(), next(), next()]) as i32;
+                            // bias (small, as trained), Q31 multiplier, shift in -31..=30
+                            let value = [raw >> 12, raw, raw.rem_euclid(62) - 31][i];
+                            v.copy_from_slice(&value.to_le_bytes());
+                        }
+                    }
+                    let (zp_out, relu) = (i32::from(next() as i8), next() % 2 == 0);
+                    let lo = if relu { zp_out } else { -128 };
+                    let [b, m, sh] = &params;
+                    let q = QuantLinear { w: &w[..rows * k], bias: b, mult: m, shift: sh, outputs: rows, cin: k, zp_out, lo };
+                    let mut got = [0i8; 5];
+                    if !pooled_rows(&q, k, block, &mut got[..rows]) {
+                        continue; // (declined: the generic path runs, nothing to compare)
+                    }
+                    let word = |t: &[u8; 20], r: usize| i32::from_le_bytes([t[4 * r], t[4 * r + 1], t[4 * r + 2], t[4 * r + 3]]);
+                    for (r, &got) in got.iter().enumerate().take(rows) {
+                        let mut sums = [word(b, r); 4];
+                        dot_block_portable(&w[r * k..rows * k], k, block, &mut sums);
+                        let largest = sums.into_iter().max().unwrap_or(0);
+                        let want = zp_out.saturating_add(requantize(largest, word(m, r), word(sh, r))).clamp(lo, 127);
+                        if i32::from(got) != want {
                             return Some(len);
                         }
                     }

@@ -111,11 +111,14 @@ pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
 pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
     {
-        // The rows the DSP pass can run; the rest (a last row too near the tensor's end) go through the
-        // generic loops, once in the program rather than inlined at every call (flash).
+        // The rows the DSP pass cannot run (none on the seed's model; a kernel it declines) go through
+        // the reference, once in the program rather than inlined at every call (flash).
         #[inline(never)]
         fn rest(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
-            dot_rows_generic(w, k, block, cols, acc);
+            for (r, a) in acc.iter_mut().enumerate() {
+                let row = w.get(r * k..).unwrap_or(&[]);
+                reference::portable_groups(row, k, block, a.get_mut(..cols).unwrap_or(&mut []), 0);
+            }
         }
         let done = arm::dsp::rows(w, k, block, cols, acc);
         if done < acc.len() {
@@ -126,7 +129,24 @@ pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
     dot_rows_generic(w, k, block, cols, acc);
 }
 
+/// One 2×2 pooling window of a conv for every output channel of `q` (`out.len()` ≤ `q.outputs`): `out[o]`
+/// = the int8 output (requantized, plus the zero point, clamped to `q.lo..=127`) of the largest over the
+/// four columns `c` of `bias[o] + Σ w_o · x_c`, the columns' `k` inputs in `block`. Runs where a target
+/// has the fused kernel (Arm DSP) and returns whether it ran; the caller's generic loops (kernel pass,
+/// then [`crate::net::Mac::finish_pooled`]) are its reference.
+#[inline(always)]
+pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8]) -> bool {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    return arm::dsp::pooled_rows(q, k, block, out);
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let _ = (q, k, block, out);
+        false
+    }
+}
+
 /// [`dot_rows`] but the DSP pass: AVX2 where the CPU has it, else row pairs or single rows.
+#[cfg_attr(all(feature = "dsp", target_arch = "arm"), allow(dead_code))]
 #[inline(always)]
 fn dot_rows_generic(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
     #[cfg(target_arch = "x86_64")]
@@ -228,6 +248,7 @@ pub fn put_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8
 }
 
 /// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).
+#[cfg_attr(all(feature = "dsp", target_arch = "arm"), allow(dead_code))]
 fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
     let mut a = [0];
     dot_block(w, k, block, &mut a);

@@ -28,6 +28,11 @@ pub fn requantize(acc: i32, mult: i32, shift: i32) -> i32 {
         let hi = ((i64::from(acc) * i64::from(mult)) >> 32) as i32;
         return (hi + (1 << (n - 33))) >> (n - 32);
     }
+    if shift == -1 {
+        // n = 32: the product's high word rounded (SMMULR on a Cortex-M4: one instruction, not about
+        // thirty); |P| ≤ 2^62, so the result is within ±2^30 and needs no clamp.
+        return ((i64::from(acc) * i64::from(mult) + (1 << 31)) >> 32) as i32;
+    }
     let n = (31 - shift).clamp(1, 62) as u32;
     let prod = i64::from(acc) * i64::from(mult) + (1i64 << (n - 1));
     (prod >> n).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32

@@ -7,6 +7,10 @@
 
 use core::arch::asm;
 
+use crate::kernels::reference::requantize;
+use crate::format::le::Le;
+use crate::kernels::QuantLinear;
+
 /// One group of four weights as assembly text: the weight word, split by two SXTB16, then per
 /// column one LDRD of its four inputs and two SMLAD.
 macro_rules! group {
@@ -24,25 +28,149 @@ macro_rules! group {
     };
 }
 
-/// `$unroll` (1 or 4) groups. Written out rather than `.rept`, so that LLVM, which sizes inline
-/// assembly by its lines, knows how long the loop is when it places its own branches around it.
+/// One group of four weights against four columns, their inputs loaded two columns at a time by LDM
+/// into r0-r3: one weight load, two SXTB16, two LDM and eight SMLAD, 13 instructions for 16
+/// multiply-adds (the LDRD form, [`group!`], takes 15).
+macro_rules! group4 {
+    () => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "sxtb16 {t}, {w}\n",
+            "sxtb16 {w}, {w}, ror #8\n",
+            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
+            "smlad {c0}, {t}, r0, {c0}\n",
+            "smlad {c0}, {w}, r1, {c0}\n",
+            "smlad {c1}, {t}, r2, {c1}\n",
+            "smlad {c1}, {w}, r3, {c1}\n",
+            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
+            "smlad {c2}, {t}, r0, {c2}\n",
+            "smlad {c2}, {w}, r1, {c2}\n",
+            "smlad {c3}, {t}, r2, {c3}\n",
+            "smlad {c3}, {w}, r3, {c3}\n",
+        )
+    };
+}
+
+/// The same against two columns: one LDM of r0-r3 holds both columns' inputs (8 instructions for 8
+/// multiply-adds; [`group!`] takes 9).
+macro_rules! group2 {
+    () => {
+        concat!(
+            "ldr {w}, [{wp}], #4\n",
+            "sxtb16 {t}, {w}\n",
+            "sxtb16 {w}, {w}, ror #8\n",
+            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
+            "smlad {c0}, {t}, r0, {c0}\n",
+            "smlad {c0}, {w}, r1, {c0}\n",
+            "smlad {c1}, {t}, r2, {c1}\n",
+            "smlad {c1}, {w}, r3, {c1}\n",
+        )
+    };
+}
+
+/// `$unroll` (1 or 4) copies of a group. Written out rather than `.rept`, so that LLVM, which sizes
+/// inline assembly by its lines, knows how long the loop is when it places its own branches around it.
 macro_rules! unrolled {
-    (1, $($c:ident)+) => { group!($($c)+) };
-    (4, $($c:ident)+) => { concat!(group!($($c)+), group!($($c)+), group!($($c)+), group!($($c)+)) };
+    (1, $g:ident $($c:ident)*) => { $g!($($c)*) };
+    (3, $g:ident $($c:ident)*) => { concat!($g!($($c)*), $g!($($c)*), $g!($($c)*)) };
+    (4, $g:ident $($c:ident)*) => { concat!($g!($($c)*), $g!($($c)*), $g!($($c)*), $g!($($c)*)) };
+}
+
+/// Exactly three groups (a 3×3 conv of one input channel: nine weights, padded to twelve) against four
+/// columns, straight, without a loop: 39 instructions for the 48 slots.
+macro_rules! three_groups {
+    ($wp:ident, $xp:ident, $c0:ident $c1:ident $c2:ident $c3:ident) => {
+        // SAFETY (callers): `$wp` has 12 readable bytes, `$xp` 96, word-aligned. Registers only
+        // besides; flags are not touched.
+        unsafe {
+            asm!(
+                unrolled!(3, group4),
+                wp = inout(reg) $wp => _,
+                xp = inout(reg) $xp => _,
+                c0 = inout(reg) $c0,
+                c1 = inout(reg) $c1,
+                c2 = inout(reg) $c2,
+                c3 = inout(reg) $c3,
+                w = out(reg) _,
+                t = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack, readonly, preserves_flags),
+            )
+        }
+    };
 }
 
 /// The kernel loop: `$n` ≥ 1 iterations of `$unroll` groups of four weights, one accumulator per
-/// column.
+/// column. Four and two columns take the LDM forms (four columns use all twelve registers an `asm!`
+/// block may have, so their loop keeps its end address on the stack: three instructions per
+/// iteration, as `subs`/`bne` take two); one and three the LDRD form.
 macro_rules! columns {
+    ($wp:ident, $xp:ident, $n:expr, $unroll:tt, $c0:ident $c1:ident $c2:ident $c3:ident) => {{
+        let end = $wp.wrapping_add(4 * $unroll * $n);
+        // SAFETY (callers): `$wp` has 4 · $n · $unroll readable bytes, `$xp` 32 · $n · $unroll,
+        // word-aligned; the stack word is released before the block ends. Flags are clobbered.
+        unsafe {
+            asm!(
+                "sub sp, #8",
+                "str r0, [sp]",
+                "2:",
+                unrolled!($unroll, group4),
+                "ldr r0, [sp]",
+                "cmp {wp}, r0",
+                "bne.w 2b", // (.w: the unrolled loop may be longer than a 16-bit branch reaches)
+                "add sp, #8",
+                wp = inout(reg) $wp,
+                xp = inout(reg) $xp,
+                c0 = inout(reg) $c0,
+                c1 = inout(reg) $c1,
+                c2 = inout(reg) $c2,
+                c3 = inout(reg) $c3,
+                w = out(reg) _,
+                t = out(reg) _,
+                inout("r0") end => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(readonly),
+            )
+        }
+    }};
+    ($wp:ident, $xp:ident, $n:expr, $unroll:tt, $c0:ident $c1:ident) => {
+        // SAFETY (callers): `$wp` has 4 · $n · $unroll readable bytes, `$xp` 16 · $n · $unroll,
+        // word-aligned. Only registers besides; flags are clobbered (no preserves_flags).
+        unsafe {
+            asm!(
+                "2:",
+                unrolled!($unroll, group2),
+                "subs {n}, {n}, #1",
+                "bne.w 2b",
+                wp = inout(reg) $wp,
+                xp = inout(reg) $xp,
+                n = inout(reg) $n => _,
+                c0 = inout(reg) $c0,
+                c1 = inout(reg) $c1,
+                w = out(reg) _,
+                t = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack, readonly),
+            )
+        }
+    };
     ($wp:ident, $xp:ident, $n:expr, $unroll:tt, $($c:ident)+) => {
         // SAFETY (callers): `$wp` has 4 · $n · $unroll readable bytes, `$xp` 8 · columns · $n · $unroll,
         // word-aligned. Only registers besides; flags are clobbered (no preserves_flags).
         unsafe {
             asm!(
                 "2:",
-                unrolled!($unroll, $($c)+),
+                unrolled!($unroll, group $($c)+),
                 "subs {n}, {n}, #1",
-                "bne.w 2b", // (.w: the unrolled loop may be longer than a 16-bit branch reaches)
+                "bne.w 2b",
                 wp = inout(reg) $wp,
                 xp = inout(reg) $xp,
                 n = inout(reg) $n => _,
@@ -109,7 +237,27 @@ pub fn dot_rows2(w: &[u8], k: usize, block: &[i16]) -> Option<[i32; 2]> {
     Some(unsafe { rows2(w.as_ptr(), block.as_ptr(), k, groups, [0, 0]) })
 }
 
-/// [`dot_rows2`]'s loop, adding to `[c0, c1]`.
+/// One group of two rows (`w` at `{wp}` and `{wp} + {k}`) against the inputs in `$x0`, `$x1`: per row
+/// a weight load, two SXTB16 and two SMLAD.
+macro_rules! pair_group {
+    ($x0:literal, $x1:literal) => {
+        concat!(
+            "ldr {w}, [{wp}, {k}]\n",
+            "sxtb16 {t}, {w}\n",
+            "sxtb16 {w}, {w}, ror #8\n",
+            "smlad {c1}, {t}, ", $x0, ", {c1}\n",
+            "smlad {c1}, {w}, ", $x1, ", {c1}\n",
+            "ldr {w}, [{wp}], #4\n",
+            "sxtb16 {t}, {w}\n",
+            "sxtb16 {w}, {w}, ror #8\n",
+            "smlad {c0}, {t}, ", $x0, ", {c0}\n",
+            "smlad {c0}, {w}, ", $x1, ", {c0}\n",
+        )
+    };
+}
+
+/// [`dot_rows2`]'s loop, adding to `[c0, c1]`: four groups per iteration while they last (two LDM of
+/// r0-r3 load their inputs: 44 instructions per 32 multiply-adds), then one at a time (LDRD: 13 per 8).
 ///
 /// # Safety
 /// `wp` and `wp + k` have `4 · groups` readable bytes, `xp` is word-aligned with `8 · groups`, `groups ≥ 1`.
@@ -121,38 +269,72 @@ unsafe fn rows2(
     groups: usize,
     [mut c0, mut c1]: [i32; 2],
 ) -> [i32; 2] {
-    let mut n = groups;
-    // SAFETY: by the caller's contract; registers only otherwise.
-    unsafe {
-        asm!(
-            "2:",
-            "ldrd {x0}, {x1}, [{xp}], #8",
-            "ldr {w}, [{wp}, {k}]",
-            "sxtb16 {t}, {w}",
-            "sxtb16 {w}, {w}, ror #8",
-            "smlad {c1}, {t}, {x0}, {c1}",
-            "smlad {c1}, {w}, {x1}, {c1}",
-            "ldr {w}, [{wp}], #4",
-            "sxtb16 {t}, {w}",
-            "sxtb16 {w}, {w}, ror #8",
-            "smlad {c0}, {t}, {x0}, {c0}",
-            "smlad {c0}, {w}, {x1}, {c0}",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            wp = inout(reg) wp,
-            xp = inout(reg) xp,
-            n = inout(reg) n,
-            k = in(reg) k,
-            c0 = inout(reg) c0,
-            c1 = inout(reg) c1,
-            w = out(reg) _,
-            t = out(reg) _,
-            x0 = out(reg) _,
-            x1 = out(reg) _,
-            options(nostack, readonly),
-        )
-    };
-    let _ = (wp, xp, n);
+    let (n4, mut n1) = (groups / 4, groups % 4);
+    if n4 > 0 {
+        let mut n = n4;
+        // SAFETY: by the caller's contract (16 · n4 weight bytes per row, 32 · n4 input bytes); registers
+        // only otherwise.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm {xp}!, {{r0, r1, r2, r3}}",
+                pair_group!("r0", "r1"),
+                pair_group!("r2", "r3"),
+                "ldm {xp}!, {{r0, r1, r2, r3}}",
+                pair_group!("r0", "r1"),
+                pair_group!("r2", "r3"),
+                "subs {n}, {n}, #1",
+                "bne.w 2b",
+                wp = inout(reg) wp,
+                xp = inout(reg) xp,
+                n = inout(reg) n,
+                k = in(reg) k,
+                c0 = inout(reg) c0,
+                c1 = inout(reg) c1,
+                w = out(reg) _,
+                t = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack, readonly),
+            )
+        };
+        let _ = n;
+    }
+    if n1 > 0 {
+        // SAFETY: the rest of the same rows and inputs; registers only otherwise.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {x0}, {x1}, [{xp}], #8",
+                "ldr {w}, [{wp}, {k}]",
+                "sxtb16 {t}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlad {c1}, {t}, {x0}, {c1}",
+                "smlad {c1}, {w}, {x1}, {c1}",
+                "ldr {w}, [{wp}], #4",
+                "sxtb16 {t}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlad {c0}, {t}, {x0}, {c0}",
+                "smlad {c0}, {w}, {x1}, {c0}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                wp = inout(reg) wp,
+                xp = inout(reg) xp,
+                n = inout(reg) n1,
+                k = in(reg) k,
+                c0 = inout(reg) c0,
+                c1 = inout(reg) c1,
+                w = out(reg) _,
+                t = out(reg) _,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                options(nostack, readonly),
+            )
+        };
+    }
+    let _ = (wp, xp, n1);
     [c0, c1]
 }
 
@@ -204,9 +386,10 @@ pub fn widen(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8], zp
 /// [`crate::kernels::dot_rows`] for any number of rows (`acc.len()`) in one lean loop: row `r`'s weights at
 /// `w[r · k..]`, its last group read whole, one column at a time for 2 or 4 columns, two rows at a
 /// time for one. Returns how many rows it ran, from the first: all but those whose last group ends
-/// beyond `w`; none where it cannot run (a block that is not word-aligned or too short, a column
-/// count other than 1, 2 and 4, one column with `k` not a multiple of 4, or `k` = 0).
-pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) -> usize {
+/// beyond `w` and are too long to copy ([`PADDED`]); none where it cannot run (a block that is not
+/// word-aligned or too short, a column count other than 1, 2 and 4, one column with `k` not a multiple
+/// of 4, or `k` = 0).
+pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, all: &mut [[i32; 4]]) -> usize {
     let groups = k.div_ceil(4);
     if groups == 0
         || !(block.as_ptr() as usize).is_multiple_of(4)
@@ -216,6 +399,42 @@ pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]
     {
         return 0;
     }
+    let rows = rows_fitting(w, k, groups, block, cols, all);
+    if rows < all.len() && 4 * groups <= PADDED {
+        padded_rows(w, k, groups, block, cols, all, rows)
+    } else {
+        rows
+    }
+}
+
+/// The last rows of a tensor whose final group would end past it (conv1's last channel: nine weights
+/// read as twelve): each goes through the same kernel from a zero-padded copy. Rows from `done` on;
+/// returns how many rows of `all` are then done.
+#[inline(never)]
+fn padded_rows(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, all: &mut [[i32; 4]], done: usize) -> usize {
+    let mut done = done;
+    while done < all.len() {
+        let mut padded = [0u8; PADDED];
+        let src = w.get(done * k..).unwrap_or(&[]);
+        let n = src.len().min(k);
+        if let (Some(d), Some(s)) = (padded.get_mut(..n), src.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        let Some(a) = all.get_mut(done..=done) else { break };
+        if rows_fitting(&padded, k, groups, block, cols, a) != 1 {
+            break;
+        }
+        done += 1;
+    }
+    done
+}
+
+/// Longest row (bytes, whole groups) [`rows`] copies to run it when its last group ends past the tensor.
+const PADDED: usize = 16;
+
+/// [`rows`] for the rows whose last group ends within `w` (checked arguments); returns how many.
+#[inline(always)]
+fn rows_fitting(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) -> usize {
     // Row r reads w[r·k .. r·k + 4·groups].
     let fit = w.len().checked_sub(4 * groups).map_or(0, |room| room / k + 1);
     let rows = acc.len().min(fit);
@@ -232,6 +451,11 @@ pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]
             for (r, a) in acc.iter_mut().enumerate() {
                 let (mut wp, mut xp) = (row(r), block.as_ptr());
                 let [mut c0, mut c1, mut c2, mut c3] = *a;
+                if groups == 3 {
+                    three_groups!(wp, xp, c0 c1 c2 c3);
+                    *a = [c0, c1, c2, c3];
+                    continue;
+                }
                 if n4 > 0 {
                     columns!(wp, xp, n4, 4, c0 c1 c2 c3);
                 }
@@ -273,4 +497,60 @@ pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]
         }
     }
     rows
+}
+
+/// One conv + pool window for every output channel of `q` (`out.len()` of them): per channel the four
+/// positions' sums (columns of `block`, `k` inputs each, from the bias) and their largest in registers,
+/// finished at once as [`crate::int8`]'s layers finish them (requantized, plus the output zero point,
+/// clamped to `q.lo..=127`): nothing stored between the kernel pass, the pool and the requantization
+/// (the generic path stores four sums per channel and reads them back). Returns false, doing nothing,
+/// where it cannot run (see [`rows`]).
+#[inline(always)]
+pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8]) -> bool {
+    let groups = k.div_ceil(4);
+    let fit = q.w.len().checked_sub(4 * groups).map_or(0, |room| room / k.max(1) + 1);
+    if groups == 0
+        || !(block.as_ptr() as usize).is_multiple_of(4)
+        || block.len() < 16 * groups
+        || (fit < out.len() && 4 * groups > PADDED)
+    {
+        return false;
+    }
+    let (n4, n1) = (groups / 4, groups % 4);
+    let (bias, mult, shift) = (Le::<i32>::new(q.bias), Le::<i32>::new(q.mult), Le::<i32>::new(q.shift));
+    let mut padded = [0u8; PADDED];
+    // (the bias walked, the multipliers and shifts indexed: measured the faster mix on the Cortex-M4)
+    for ((o, v), b) in out.iter_mut().enumerate().zip(bias.from(0)) {
+        let wp = if o < fit {
+            // SAFETY: row o's 4 · groups bytes end within `q.w` (o < fit).
+            unsafe { q.w.as_ptr().add(o * k) }
+        } else {
+            // the last rows, whose final group would end past the tensor (conv1's last channel: nine
+            // weights read as twelve): from a zero-padded copy
+            let src = q.w.get(o * k..).unwrap_or(&[]);
+            let n = src.len().min(k);
+            padded.fill(0);
+            if let (Some(d), Some(s)) = (padded.get_mut(..n), src.get(..n)) {
+                d.copy_from_slice(s);
+            }
+            padded.as_ptr()
+        };
+        let (mut wp, mut xp) = (wp, block.as_ptr());
+        let [mut c0, mut c1, mut c2, mut c3] = [b; 4];
+        // SAFETY (the macros): the row's 4 · groups bytes at `wp`, the block's 16 · groups word-aligned i16.
+        if groups == 3 {
+            three_groups!(wp, xp, c0 c1 c2 c3);
+        } else {
+            if n4 > 0 {
+                columns!(wp, xp, n4, 4, c0 c1 c2 c3);
+            }
+            if n1 > 0 {
+                columns!(wp, xp, n1, 1, c0 c1 c2 c3);
+            }
+            let _ = (wp, xp);
+        }
+        let m = c0.max(c1).max(c2.max(c3));
+        *v = q.zp_out.saturating_add(requantize(m, mult.get(o), shift.get(o))).clamp(q.lo, 127) as i8;
+    }
+    true
 }

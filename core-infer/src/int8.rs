@@ -226,15 +226,22 @@ impl Kernels for I8 {
                     let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
                     let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(len - q)) else { return };
                     dot_prepared(l.w_ih.get((r0 + q) * l.n_in..).unwrap_or(&[]), l.n_in, &xb, cols, acc);
-                    for (r, a) in (q..).zip(&*acc) {
-                        for (step, (sums, &a)) in sums.iter_mut().zip(a).enumerate().take(cols) {
-                            if COLLECTED > 0 {
+                    if COLLECTED > 0 {
+                        for (r, a) in (q..).zip(&*acc) {
+                            for (sums, &a) in sums.iter_mut().zip(a).take(cols) {
                                 if let Some(s) = sums.get_mut(r) {
                                     *s = a;
                                 }
-                            } else if let Some(g) = gates.get_mut(step * rows + r0 + r) {
-                                *g = l.b.get(r0 + r).saturating_add(requantize(a, mult, shift));
                             }
+                        }
+                        continue;
+                    }
+                    // requantized right away, walking each step's gates and the biases (no index per sum)
+                    let at = r0 + q;
+                    for (step, g) in gates.chunks_mut(rows.max(1)).enumerate().take(cols) {
+                        let Some(g) = g.get_mut(at..at + acc.len()) else { continue };
+                        for ((g, a), b) in g.iter_mut().zip(&*acc).zip(l.b.from(at)) {
+                            *g = b.saturating_add(requantize(a.get(step).copied().unwrap_or(0), mult, shift));
                         }
                     }
                 }

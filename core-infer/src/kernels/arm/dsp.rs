@@ -386,7 +386,7 @@ pub fn widen(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8], zp
 /// [`crate::kernels::dot_rows`] for any number of rows (`acc.len()`) in one lean loop: row `r`'s weights at
 /// `w[r · k..]`, its last group read whole, one column at a time for 2 or 4 columns, two rows at a
 /// time for one. Returns how many rows it ran, from the first: all but those whose last group ends
-/// beyond `w` and are too long to copy ([`PADDED`]); none where it cannot run (a block that is not
+/// beyond `w` (none in the seed's dense and LSTM layers); none where it cannot run (a block that is not
 /// word-aligned or too short, a column count other than 1, 2 and 4, one column with `k` not a multiple
 /// of 4, or `k` = 0).
 pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, all: &mut [[i32; 4]]) -> usize {
@@ -399,37 +399,11 @@ pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, all: &mut [[i32; 4]]
     {
         return 0;
     }
-    let rows = rows_fitting(w, k, groups, block, cols, all);
-    if rows < all.len() && 4 * groups <= PADDED {
-        padded_rows(w, k, groups, block, cols, all, rows)
-    } else {
-        rows
-    }
+    rows_fitting(w, k, groups, block, cols, all)
 }
 
-/// The last rows of a tensor whose final group would end past it (conv1's last channel: nine weights
-/// read as twelve): each goes through the same kernel from a zero-padded copy. Rows from `done` on;
-/// returns how many rows of `all` are then done.
-#[inline(never)]
-fn padded_rows(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, all: &mut [[i32; 4]], done: usize) -> usize {
-    let mut done = done;
-    while done < all.len() {
-        let mut padded = [0u8; PADDED];
-        let src = w.get(done * k..).unwrap_or(&[]);
-        let n = src.len().min(k);
-        if let (Some(d), Some(s)) = (padded.get_mut(..n), src.get(..n)) {
-            d.copy_from_slice(s);
-        }
-        let Some(a) = all.get_mut(done..=done) else { break };
-        if rows_fitting(&padded, k, groups, block, cols, a) != 1 {
-            break;
-        }
-        done += 1;
-    }
-    done
-}
-
-/// Longest row (bytes, whole groups) [`rows`] copies to run it when its last group ends past the tensor.
+/// Longest row (bytes, whole groups) [`pooled_rows`] copies to run it when its last group ends past the
+/// tensor (conv1's last channel).
 const PADDED: usize = 16;
 
 /// [`rows`] for the rows whose last group ends within `w` (checked arguments); returns how many.

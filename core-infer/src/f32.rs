@@ -6,7 +6,7 @@ use crate::format::le::Le;
 use crate::format::names;
 use crate::format::{ModelFile, Precision};
 use crate::kernels::{self, KERNEL_ROWS, ROWS_AT_ONCE};
-use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE};
+use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE, LSTM_STEPS_SIZED};
 use crate::Error;
 
 /// f32 blocks keep each group of four inputs in order.
@@ -139,7 +139,7 @@ impl Kernels for F32 {
 
     fn lstm_recur(l: &LstmF32<'_>, gates: &mut [f32], h: &mut [f32], c: &mut [f32], block: &mut [f32]) {
         let Some(hb) =
-            block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| b.get_mut(..block_len(l.hidden, 1)))
+            block.get_mut(block_len(l.n_in, LSTM_STEPS_SIZED)..).and_then(|b| b.get_mut(..block_len(l.hidden, 1)))
         else {
             return;
         };

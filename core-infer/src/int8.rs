@@ -22,7 +22,7 @@ use crate::kernels::{
     self, dot_prepared, dot_rows, prepare, put_inputs, requantize_add, QuantLinear, COLLECTED, GATE_CHUNK, LANES,
     RECUR_ROWS, ROWS_AT_ONCE,
 };
-use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE};
+use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE, LSTM_STEPS_SIZED};
 use crate::Error;
 
 pub use crate::kernels::reference::{requantize, Lut, CELL_FRAC, GATE_FRAC};
@@ -261,7 +261,7 @@ impl Kernels for I8 {
     fn lstm_recur(l: &LstmI8<'_>, gates: &mut [i32], h: &mut [i8], c: &mut [i16], block: &mut [i16]) {
         // The previous state (zero point 0), prepared once for all 4L gate rows.
         let Some(hb) =
-            block.get_mut(block_len(l.n_in, LSTM_STEPS_AT_ONCE)..).and_then(|b| prepare(b, l.hidden, &[&*h], 0))
+            block.get_mut(block_len(l.n_in, LSTM_STEPS_SIZED)..).and_then(|b| prepare(b, l.hidden, &[&*h], 0))
         else {
             return;
         };

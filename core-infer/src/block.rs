@@ -60,6 +60,19 @@ pub fn put<A: Copy, I: Copy>(
     }
 }
 
+/// Copies `src`, inputs already in the block's form and lane order for one column (a one-column block's
+/// whole groups), to inputs `k0 ..` of column `col` (`k0` a multiple of 4): four slots at a time.
+#[inline]
+pub fn copy_groups<I: Copy>(block: &mut [I], cols: usize, col: usize, k0: usize, src: &[I]) {
+    let first = (k0 / 4 * cols + col) * 4;
+    let dst = block.get_mut(first..).unwrap_or(&mut []);
+    for (d, s) in dst.chunks_mut(4 * cols).zip(src.chunks_exact(4)) {
+        if let Some(d) = d.get_mut(..4) {
+            d.copy_from_slice(s);
+        }
+    }
+}
+
 /// Sets inputs `k0 .. k0 + len` of column `col` to `value` (padding).
 pub fn fill<I: Copy>(block: &mut [I], cols: usize, col: usize, k0: usize, len: usize, lanes: [usize; 4], value: I) {
     for k in k0..k0 + len {

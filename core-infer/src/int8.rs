@@ -92,6 +92,9 @@ impl Mac for LinearI8<'_> {
     fn pooled_window(&self, block: &[i16], out: &mut [i8]) -> bool {
         kernels::pooled_rows(&self.q, self.segments * self.q.cin, block, out)
     }
+    fn copy(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, src: &[i16]) {
+        kernels::copy_inputs(block, cols, col, k0, src);
+    }
     fn gather(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8]) {
         put_inputs(block, cols, col, k0, x, self.zp_in);
     }

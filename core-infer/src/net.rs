@@ -8,7 +8,7 @@
 //! The tensors it reads (names, dtypes, shapes and layouts, both precisions) are listed once, in
 //! [`crate::format::names`].
 
-use crate::block::{block_len, fill, load, put, zero_tail};
+use crate::block::{block_len, copy_groups, fill, load, put, zero_tail};
 use crate::format::{names, Arch, ModelFile};
 pub use crate::kernels::{KERNEL_ROWS, ROWS_AT_ONCE};
 use crate::probe::{Probe, Stage};
@@ -122,6 +122,11 @@ pub trait Mac {
         let _ = (block, out);
         false
     }
+    /// Copies kernel inputs already converted (`src`, a one-column block's whole groups) to inputs
+    /// `k0 ..` of column `col`: [`copy_groups`], unless a precision has a faster way.
+    fn copy(&self, block: &mut [Self::In], cols: usize, col: usize, k0: usize, src: &[Self::In]) {
+        copy_groups(block, cols, col, k0, src);
+    }
     /// [`conv_pool`] by a kernel of this precision for this layer on this CPU, where there is one
     /// (x86-64 int8 has two): the same arguments (but the block) and exactly the same results as the
     /// generic loops. Returns whether it ran (by default it does not).
@@ -137,6 +142,11 @@ pub const fn conv_block_len(cin: usize) -> usize {
     block_len(9 * cin, 4)
 }
 
+/// Block slots after [`conv_block_len`] in which [`conv_pool`] keeps a window's 16 input rows converted.
+pub const fn conv_cache_len(cin: usize) -> usize {
+    16 * cin
+}
+
 /// 3×3 'same' convolution followed by 2×2 max-pool, for one pooled column. `cols` are the input columns
 /// x-1 ..= x+2 around the conv columns x and x+1 (`None` outside the image: padding), each
 /// `rows_in × C_in`; `out` is `rows_out × C_out` with `2 · rows_out ≤ rows_in` (an odd last row is
@@ -149,7 +159,10 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
     if layer.conv_pool_kernel(cols, out) {
         return;
     }
-    let Some(block) = block.get_mut(..conv_block_len(cin)) else { return };
+    let Some((block, rest)) = block.split_at_mut_checked(conv_block_len(cin)) else { return };
+    // The window's 16 input rows (4 columns × 4 rows) as kernel inputs, each converted once and then
+    // copied to the 2.25 patch places that use it on average, where the block has room for them.
+    let mut cache = rest.get_mut(..conv_cache_len(cin)).filter(|_| cin > 1 && cin.is_multiple_of(4));
     zero_tail(block, 4, 9 * cin, M::LANES);
     // (made once: building a fresh array per window costs a copy of all of it)
     let mut acc = [[layer.init(0); 4]; ROWS_AT_ONCE];
@@ -162,30 +175,68 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
                 put(block, 4, j, 0, patch, M::LANES, |v| v);
             }
         }
-        for j in (0..4).filter(|_| cin > 1) {
-            let (y, dx) = (2 * i + j % 2, j / 2);
-            for seg in 0..9 {
-                let (ky, kx) = (seg / 3, seg % 3);
-                let src = (y + ky).checked_sub(1).and_then(|iy| {
-                    cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
-                });
+        if let Some(cache) = cache.as_deref_mut() {
+            // rows[c · 4 + r] = input row 2i − 1 + r of column c (zero outside the image) ...
+            for (n, row) in cache.chunks_exact_mut(cin).enumerate() {
+                let src = (2 * i + n % 4)
+                    .checked_sub(1)
+                    .and_then(|iy| cols.get(n / 4).copied().flatten()?.get(iy * cin..(iy + 1) * cin));
                 match src {
-                    Some(src) => layer.gather(block, 4, j, seg * cin, src),
-                    None => fill(block, 4, j, seg * cin, cin, M::LANES, M::In::default()),
+                    Some(src) => layer.gather(row, 1, 0, 0, src),
+                    None => row.fill(M::In::default()),
+                }
+            }
+            // ... and tap (ky, kx) of position j (row 2i + j % 2, column j / 2) is rows[(j / 2 + kx) · 4 + j % 2 + ky].
+            for j in 0..4 {
+                for seg in 0..9 {
+                    let n = (j / 2 + seg % 3) * 4 + j % 2 + seg / 3;
+                    let row = cache.get(n * cin..(n + 1) * cin).unwrap_or(&[]);
+                    layer.copy(block, 4, j, seg * cin, row);
                 }
             }
         }
-        if layer.pooled_window(block, out_row) {
-            continue;
+        if cin > 1 && cache.is_none() {
+            gather_patches(layer, cols, i, block);
         }
-        for (q, outs) in out_row.chunks_mut(ROWS_AT_ONCE).enumerate() {
-            let o = q * ROWS_AT_ONCE;
-            let Some(acc) = acc.get_mut(..outs.len()) else { return };
-            for (r, a) in (o..).zip(acc.iter_mut()) {
-                *a = [layer.init(r); 4];
+        if !layer.pooled_window(block, out_row) {
+            pool_window(layer, block, &mut acc, out_row);
+        }
+    }
+}
+
+/// One pooling window's outputs from its gathered `block` through the kernel passes and
+/// [`Mac::finish_pooled`] ([`ROWS_AT_ONCE`] channels at a time), where the precision has no fused
+/// [`Mac::pooled_window`] for it. `acc` is the caller's, made once.
+#[cfg_attr(all(feature = "dsp", target_arch = "arm"), inline(never))] // (there the rare path: flash)
+fn pool_window<M: Mac>(layer: &M, block: &[M::In], acc: &mut [[M::Acc; 4]; ROWS_AT_ONCE], out_row: &mut [M::Act]) {
+    for (q, outs) in out_row.chunks_mut(ROWS_AT_ONCE).enumerate() {
+        let o = q * ROWS_AT_ONCE;
+        let Some(acc) = acc.get_mut(..outs.len()) else { return };
+        for (r, a) in (o..).zip(acc.iter_mut()) {
+            *a = [layer.init(r); 4];
+        }
+        layer.mac_rows(o, block, 4, acc);
+        layer.finish_pooled(o, acc, outs);
+    }
+}
+
+/// The four patches of pooling window `i` gathered straight from the input columns (channel counts
+/// that are not a multiple of 4, where [`conv_pool`] keeps no converted rows), through the portable
+/// [`put`]. Not inlined: it is the rare path.
+#[inline(never)]
+fn gather_patches<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize, block: &mut [M::In]) {
+    let cin = layer.segment_len();
+    for j in 0..4 {
+        let (y, dx) = (2 * i + j % 2, j / 2);
+        for seg in 0..9 {
+            let (ky, kx) = (seg / 3, seg % 3);
+            let src = (y + ky).checked_sub(1).and_then(|iy| {
+                cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
+            });
+            match src {
+                Some(src) => put(block, 4, j, seg * cin, src, M::LANES, |a| layer.input(a)),
+                None => fill(block, 4, j, seg * cin, cin, M::LANES, M::In::default()),
             }
-            layer.mac_rows(o, block, 4, acc);
-            layer.finish_pooled(o, acc, outs);
         }
     }
 }
@@ -215,21 +266,35 @@ pub fn conv1_patches<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize) 
     })
 }
 
-/// `out = finish(W x + b)` for a dense layer (one weight segment per output); `block` holds at least
-/// `block_len(x.len(), 1)` slots.
-pub fn dense<M: Mac>(layer: &M, x: &[M::Act], block: &mut [M::In], out: &mut [M::Act]) {
-    let Some(block) = block.get_mut(..block_len(x.len(), 1)) else { return };
-    load(block, x.len(), &[x], M::LANES, |a| layer.input(a));
+/// Time steps a dense layer computes together (columns of one block): each weight row is then read once
+/// for all of them.
+pub const DENSE_STEPS: usize = 4;
+
+/// `out_c = finish(W x_c + b)` for a dense layer (one weight segment per output) on the columns `x_c`,
+/// `n_in` inputs each, one after the other in `xs` (at most [`DENSE_STEPS`] of them); `out` holds
+/// the outputs of each column one after the other. `block` holds at least `block_len(n_in, columns)`
+/// slots.
+pub fn dense<M: Mac>(layer: &M, xs: &[M::Act], n_in: usize, block: &mut [M::In], out: &mut [M::Act]) {
+    let outputs = layer.outputs();
+    let cols = (xs.len() / n_in.max(1)).min(DENSE_STEPS);
+    let Some(block) = block.get_mut(..block_len(n_in, cols)) else { return };
+    let mut columns: [&[M::Act]; DENSE_STEPS] = [&[]; DENSE_STEPS];
+    for (c, x) in columns.iter_mut().zip(xs.chunks_exact(n_in.max(1))) {
+        *c = x;
+    }
+    load(block, n_in, columns.get(..cols).unwrap_or(&[]), M::LANES, |a| layer.input(a));
     let mut acc = [[layer.init(0); 4]; ROWS_AT_ONCE];
-    for (q, outs) in out.chunks_mut(ROWS_AT_ONCE).enumerate() {
-        let o = q * ROWS_AT_ONCE;
-        let Some(acc) = acc.get_mut(..outs.len()) else { return };
-        for (r, a) in (o..).zip(acc.iter_mut()) {
+    for q in (0..outputs).step_by(ROWS_AT_ONCE) {
+        let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(outputs - q)) else { return };
+        for (r, a) in (q..).zip(acc.iter_mut()) {
             *a = [layer.init(r); 4];
         }
-        layer.mac_rows(o, block, 1, acc);
-        for (r, (v, a)) in outs.iter_mut().zip(&*acc).enumerate() {
-            *v = layer.finish(o + r, a[0]);
+        layer.mac_rows(q, block, cols, acc);
+        for (c, out) in out.chunks_exact_mut(outputs).enumerate().take(cols) {
+            let Some(out) = out.get_mut(q..q + acc.len()) else { return };
+            for (r, (v, a)) in out.iter_mut().zip(&*acc).enumerate() {
+                *v = layer.finish(q + r, a.get(c & 3).copied().unwrap_or(a[0])); // (c < cols ≤ 4)
+            }
         }
     }
 }
@@ -313,15 +378,15 @@ impl Layout {
         Ok(l)
     }
 
-    /// Elements of the conv front-end's buffers: 4 input columns, a ring of 4 pool1 columns and one
-    /// pooled feature column. Only this much of the conv maps is ever held.
+    /// Elements of the conv front-end's buffers: 4 input columns, a ring of 4 pool1 columns and the
+    /// pooled feature columns of [`DENSE_STEPS`] steps. Only this much of the conv maps is ever held.
     fn front_end(&self) -> usize {
-        4 * self.h + 4 * self.h1 * self.c1 + self.h2 * self.c2
+        4 * self.h + 4 * self.h1 * self.c1 + DENSE_STEPS * self.h2 * self.c2
     }
     /// Block slots: the convs' 2×2 windows of patches, dense1's and dense2's inputs, the LSTM steps' inputs.
     fn block(&self) -> usize {
-        let convs = conv_block_len(1).max(conv_block_len(self.c1));
-        let dense = block_len(self.h2 * self.c2, 1).max(block_len(2 * self.l2, 1));
+        let convs = conv_block_len(1).max(conv_block_len(self.c1) + conv_cache_len(self.c1));
+        let dense = block_len(self.h2 * self.c2, DENSE_STEPS).max(block_len(2 * self.l2, DENSE_STEPS));
         let lstm = lstm_block_len(self.d1, self.l1).max(lstm_block_len(2 * self.l1, self.l2));
         convs.max(dense).max(lstm)
     }
@@ -409,8 +474,8 @@ pub(crate) fn forward<'s, K: Kernels, P: Probe>(
         (probe, [Stage::Lstm2Forward, Stage::Lstm2Backward]),
     )?;
 
-    for (x, out) in lstm2_out.chunks_exact(2 * l.l2).zip(scores.chunks_exact_mut(l.classes)) {
-        dense(&net.dense2, x, block, out);
+    for (xs, out) in lstm2_out.chunks(DENSE_STEPS * 2 * l.l2).zip(scores.chunks_mut(DENSE_STEPS * l.classes)) {
+        dense(&net.dense2, xs, 2 * l.l2, block, out);
     }
     probe.done(Stage::Dense2);
     Ok(scores)
@@ -430,12 +495,14 @@ fn front_end<K: Kernels, P: Probe>(
     let (input, rest) = work.split_at_mut_checked(4 * l.h).ok_or(Error::ScratchTooSmall)?;
     let pool1_col = l.h1 * l.c1;
     let (ring, rest) = rest.split_at_mut_checked(4 * pool1_col).ok_or(Error::ScratchTooSmall)?;
-    let feature = rest.get_mut(..l.h2 * l.c2).ok_or(Error::ScratchTooSmall)?;
+    // pool2's output columns (the features of DENSE_STEPS steps), dense1's input
+    let fl = l.h2 * l.c2;
+    let features = rest.get_mut(..DENSE_STEPS * fl).ok_or(Error::ScratchTooSmall)?;
 
     // pool2 column t needs conv2 columns 2t, 2t+1, which read pool1 columns 2t-1 ..= 2t+2: four of them,
     // so a ring of four slots (p mod 4) holds all in flight.
     let mut next_pool1 = 0;
-    for (t, out_t) in out.chunks_exact_mut(l.d1).enumerate().take(l.steps) {
+    for t in 0..l.steps {
         let newest = (2 * t + 2).min(l.w1 - 1);
         while next_pool1 <= newest {
             let slot = ring.chunks_exact_mut(pool1_col).nth(next_pool1 % 4).ok_or(Error::ScratchTooSmall)?;
@@ -447,9 +514,16 @@ fn front_end<K: Kernels, P: Probe>(
             let p = (2 * t + dx).checked_sub(1).filter(|&p| p < l.w1)?;
             ring.chunks_exact(pool1_col).nth(p % 4)
         };
+        let slot = t % DENSE_STEPS;
+        let feature = features.get_mut(slot * fl..(slot + 1) * fl).ok_or(Error::ScratchTooSmall)?;
         conv_pool(&net.conv2, [col(0), col(1), col(2), col(3)], block, feature);
         probe.done(Stage::Conv2Pool);
-        dense(&net.dense1, feature, block, out_t);
+        // dense1 on the steps collected so far, once there are DENSE_STEPS of them (or at the last)
+        if slot == DENSE_STEPS - 1 || t + 1 == l.steps {
+            let first = t - slot;
+            let out = out.get_mut(first * l.d1..(t + 1) * l.d1).ok_or(Error::ScratchTooSmall)?;
+            dense(&net.dense1, features.get(..(slot + 1) * fl).unwrap_or(&[]), fl, block, out);
+        }
         probe.done(Stage::Dense1);
     }
     Ok(())

@@ -38,7 +38,7 @@ static LABELS: &str = include_str!(concat!(env!("OUT_DIR"), "/labels.txt"));
 
 /// Working memory of the network: the model reports what it needs; a larger model is refused.
 /// (The `small-scratch-demo` feature gives it too little, to show that the model is then refused.)
-const SCRATCH_BYTES: usize = if cfg!(feature = "small-scratch-demo") { 16 * 1024 } else { 31 * 1024 };
+const SCRATCH_BYTES: usize = if cfg!(feature = "small-scratch-demo") { 16 * 1024 } else { 35 * 1024 };
 // The fixtures shared with the host (`expected.txt`); the product build links only the fingerprint.
 use captcha_synth::fixtures::fingerprint;
 #[cfg(feature = "draw")]

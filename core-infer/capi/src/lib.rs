@@ -9,7 +9,7 @@
 //!
 //! ```c
 //! static CrnnModel model;                          /* parsed once; a static starts zeroed */
-//! static uint8_t scratch[31 * 1024];
+//! static uint8_t scratch[35 * 1024];
 //! CrnnStatus s = crnn_parse(&model, model_bytes, model_len);
 //! CrnnReading r;
 //! if (s == CRNN_STATUS_OK) s = crnn_read(&model, pixels, 200 * 50, scratch, sizeof scratch, &r);

@@ -117,7 +117,7 @@ pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
         fn rest(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32; 4]]) {
             for (r, a) in acc.iter_mut().enumerate() {
                 let row = w.get(r * k..).unwrap_or(&[]);
-                reference::portable_groups(row, k, block, a.get_mut(..cols).unwrap_or(&mut []), 0);
+                dot_block_portable(row, k, block, a.get_mut(..cols).unwrap_or(&mut []));
             }
         }
         let done = arm::dsp::rows(w, k, block, cols, acc);
@@ -245,6 +245,18 @@ pub fn put_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8
         return;
     }
     crate::block::put(block, cols, col, k0, x, LANES, |a| i16::from(a) - zp as i16);
+}
+
+/// [`crate::block::copy_groups`] of int8 kernel inputs (i16): the DSP kernel into four-column blocks
+/// where it applies (whole pairs of groups, with the `dsp` feature on Arm), else the portable copy, its
+/// reference.
+#[inline]
+pub fn copy_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, src: &[i16]) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if cols == 4 && arm::dsp::copy_groups4(block, col, k0, src) {
+        return;
+    }
+    crate::block::copy_groups(block, cols, col, k0, src);
 }
 
 /// One weight row against one column, as [`dot_rows2`] returns it (for an odd last row).

@@ -383,12 +383,55 @@ pub fn widen(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8], zp
     true
 }
 
+/// [`crate::block::copy_groups`] into a four-column block for whole pairs of groups: per two groups one
+/// LDM of their four words and two STRD (each to its column's slot, 32 bytes apart). Returns false,
+/// doing nothing, unless `k0` is a multiple of 4, `src` holds a whole, non-zero number of group pairs,
+/// both are word-aligned and every slot written is in `block`.
+pub fn copy_groups4(block: &mut [i16], col: usize, k0: usize, src: &[i16]) -> bool {
+    let pairs = src.len() / 8;
+    let first = (k0 / 4 * 4 + col) * 4;
+    if pairs == 0
+        || !src.len().is_multiple_of(8)
+        || !k0.is_multiple_of(4)
+        || col >= 4
+        || !(block.as_ptr() as usize).is_multiple_of(4)
+        || !(src.as_ptr() as usize).is_multiple_of(4)
+        || first + 16 * (2 * pairs - 1) + 4 > block.len()
+    {
+        return false;
+    }
+    let (mut dst, mut from, mut n) = (block.as_mut_ptr().wrapping_add(first), src.as_ptr(), pairs);
+    // SAFETY: `from` walks `src`'s 16 bytes per pair, `dst` the written slots, all within `block`
+    // (checked above), word-aligned; r0-r3 are clobbered.
+    unsafe {
+        asm!(
+            "2:",
+            "ldm {from}!, {{r0, r1, r2, r3}}",
+            "strd r0, r1, [{dst}], #32",
+            "strd r2, r3, [{dst}], #32",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            from = inout(reg) from,
+            dst = inout(reg) dst,
+            n = inout(reg) n,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        )
+    };
+    let _ = (dst, from, n);
+    true
+}
+
 /// [`crate::kernels::dot_rows`] for any number of rows (`acc.len()`) in one lean loop: row `r`'s weights at
 /// `w[r · k..]`, its last group read whole, one column at a time for 2 or 4 columns, two rows at a
 /// time for one. Returns how many rows it ran, from the first: all but those whose last group ends
 /// beyond `w` (none in the seed's dense and LSTM layers); none where it cannot run (a block that is not
 /// word-aligned or too short, a column count other than 1, 2 and 4, one column with `k` not a multiple
 /// of 4, or `k` = 0).
+#[inline(never)] // (one copy for every layer: flash; and inlined it measured slower)
 pub fn rows(w: &[u8], k: usize, block: &[i16], cols: usize, all: &mut [[i32; 4]]) -> usize {
     let groups = k.div_ceil(4);
     if groups == 0
@@ -425,11 +468,6 @@ fn rows_fitting(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, a
             for (r, a) in acc.iter_mut().enumerate() {
                 let (mut wp, mut xp) = (row(r), block.as_ptr());
                 let [mut c0, mut c1, mut c2, mut c3] = *a;
-                if groups == 3 {
-                    three_groups!(wp, xp, c0 c1 c2 c3);
-                    *a = [c0, c1, c2, c3];
-                    continue;
-                }
                 if n4 > 0 {
                     columns!(wp, xp, n4, 4, c0 c1 c2 c3);
                 }
@@ -444,12 +482,8 @@ fn rows_fitting(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, a
             for (r, a) in acc.iter_mut().enumerate() {
                 let (mut wp, mut xp) = (row(r), block.as_ptr());
                 let [mut c0, mut c1, c2, c3] = *a;
-                if n4 > 0 {
-                    columns!(wp, xp, n4, 4, c0 c1);
-                }
-                if n1 > 0 {
-                    columns!(wp, xp, n1, 1, c0 c1);
-                }
+                // (one group per iteration: two columns are only a dense or LSTM layer's last steps)
+                columns!(wp, xp, groups, 1, c0 c1);
                 let _ = (wp, xp);
                 *a = [c0, c1, c2, c3];
             }
@@ -462,12 +496,8 @@ fn rows_fitting(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, a
                     [a[0], b[0]] = unsafe { rows2(row(2 * p), block.as_ptr(), k, groups, [a[0], b[0]]) };
                 }
             }
-            if let [a] = pairs.into_remainder() {
-                let (mut wp, mut xp, mut c0) = (row(rows - 1), block.as_ptr(), a[0]);
-                columns!(wp, xp, groups, 1, c0);
-                let _ = (wp, xp);
-                a[0] = c0;
-            }
+            // an odd last row is left to the caller (the reference: no layer of the seed's model has one)
+            return rows - pairs.into_remainder().len();
         }
     }
     rows

@@ -55,6 +55,8 @@ pub struct LinearI8<'a> {
     q: QuantLinear<'a>,
     zp_in: i32,
     segments: usize,
+    /// Every shift in −31..=−2 ([`kernels::one_word_shifts`], found at load).
+    one_word: bool,
 }
 
 impl Mac for LinearI8<'_> {
@@ -90,7 +92,7 @@ impl Mac for LinearI8<'_> {
         }
     }
     fn pooled_window(&self, block: &[i16], out: &mut [i8]) -> bool {
-        kernels::pooled_rows(&self.q, self.segments * self.q.cin, block, out)
+        kernels::pooled_rows(&self.q, self.segments * self.q.cin, block, out, self.one_word)
     }
     fn copy(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, src: &[i16]) {
         kernels::copy_inputs(block, cols, col, k0, src);
@@ -176,7 +178,7 @@ impl Kernels for I8 {
             zp_out,
             lo: if relu { zp_out } else { -128 }, // with ReLU the zero point (real 0) is the lowest output
         };
-        Ok(LinearI8 { q, zp_in, segments })
+        Ok(LinearI8 { q, zp_in, segments, one_word: kernels::one_word_shifts(&q) })
     }
     fn lstm<'a>(
         file: &ModelFile<'a>,
@@ -328,7 +330,7 @@ mod tests {
     ) -> LinearI8<'a> {
         let lo = if relu { zp.1 } else { -128 };
         let q = QuantLinear { w, bias: b, mult: m, shift: sh, outputs, cin, zp_out: zp.1, lo };
-        LinearI8 { q, zp_in: zp.0, segments: 9 }
+        LinearI8 { q, zp_in: zp.0, segments: 9, one_word: kernels::one_word_shifts(&q) }
     }
 
     proptest! {

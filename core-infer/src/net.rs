@@ -171,8 +171,20 @@ pub fn conv_pool<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], block: &mut [M
         if cin == 1 {
             // One value per tap (conv1): the window's neighbourhood is read once, and the four patches
             // cut from it.
-            for (j, patch) in conv1_patches(layer, cols, i).iter().enumerate() {
-                put(block, 4, j, 0, patch, M::LANES, |v| v);
+            // Tap t (row t / 3, column t % 3 around it) of position j (row j % 2, column j / 2 of the
+            // window) is neighbourhood [j / 2 + t % 3][j % 2 + t / 3], and goes to its block slot
+            // directly (constant slots once the loops are unrolled).
+            let near = neighbourhood(layer, cols, i);
+            if let Some(b) = block.get_mut(..conv_block_len(1)) {
+                for j in 0..4 {
+                    for t in 0..9 {
+                        let at = ((t / 4) * 4 + j) * 4 + M::LANES.get(t % 4).copied().unwrap_or(0);
+                        let v = near.get(j / 2 + t % 3).and_then(|c| c.get(j % 2 + t / 3));
+                        if let (Some(d), Some(&v)) = (b.get_mut(at), v) {
+                            *d = v;
+                        }
+                    }
+                }
             }
         }
         if let Some(cache) = cache.as_deref_mut() {
@@ -221,20 +233,22 @@ fn pool_window<M: Mac>(layer: &M, block: &[M::In], acc: &mut [[M::Acc; 4]; ROWS_
 }
 
 /// The four patches of pooling window `i` gathered straight from the input columns (channel counts
-/// that are not a multiple of 4, where [`conv_pool`] keeps no converted rows), through the portable
-/// [`put`]. Not inlined: it is the rare path.
+/// that are not a multiple of 4, where [`conv_pool`] keeps no converted rows). Not inlined: it is the
+/// rare path.
 #[inline(never)]
 fn gather_patches<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize, block: &mut [M::In]) {
     let cin = layer.segment_len();
-    for j in 0..4 {
+    // (a count the compiler cannot see: the 36 patch pieces stay a loop, not 36 copies of its body)
+    for piece in 0..core::hint::black_box(36) {
+        let (j, seg) = (piece / 9, piece % 9);
         let (y, dx) = (2 * i + j % 2, j / 2);
-        for seg in 0..9 {
+        {
             let (ky, kx) = (seg / 3, seg % 3);
             let src = (y + ky).checked_sub(1).and_then(|iy| {
                 cols.get(dx + kx).copied().flatten().and_then(|col| col.get(iy * cin..(iy + 1) * cin))
             });
             match src {
-                Some(src) => put(block, 4, j, seg * cin, src, M::LANES, |a| layer.input(a)),
+                Some(src) => layer.gather(block, 4, j, seg * cin, src),
                 None => fill(block, 4, j, seg * cin, cin, M::LANES, M::In::default()),
             }
         }
@@ -246,6 +260,13 @@ fn gather_patches<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize, blo
 pub fn neighbourhood<M: Mac>(layer: &M, cols: [Option<&[M::Act]>; 4], i: usize) -> [[M::In; 4]; 4] {
     let mut near = [[M::In::default(); 4]; 4];
     for (near, col) in near.iter_mut().zip(cols) {
+        // inside the image the four rows at once, else one by one (zero outside)
+        if let Some(rows) = col.and_then(|c| c.get((2 * i).checked_sub(1)?..2 * i + 3)) {
+            for (v, &a) in near.iter_mut().zip(rows) {
+                *v = layer.input(a);
+            }
+            continue;
+        }
         for (r, v) in near.iter_mut().enumerate() {
             if let Some(&a) = (2 * i + r).checked_sub(1).and_then(|y| col?.get(y)) {
                 *v = layer.input(a);

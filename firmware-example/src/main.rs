@@ -73,8 +73,8 @@ fn main() -> ! {
 fn kernel_self_test() -> Option<usize> {
     use core_infer::block::{block_len, put, zero_tail};
     use core_infer::kernels::{
-        dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, pooled_rows, put_inputs, requantize,
-        QuantLinear, LANES,
+        dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, one_word_shifts, pooled_rows, put_inputs,
+        requantize, QuantLinear, LANES,
     };
     let mut state = 0x2545_f491u32;
     let mut next = move || {
@@ -164,8 +164,10 @@ fn kernel_self_test() -> Option<usize> {
                     for (i, p) in params.iter_mut().enumerate() {
                         for v in p.chunks_exact_mut(4) {
                             let raw = u32::from_le_bytes([next(), next(), next(), next()]) as i32;
-                            // bias (small, as trained), Q31 multiplier, shift in -31..=30
-                            let value = [raw >> 12, raw, raw.rem_euclid(62) - 31][i];
+                            // bias (small, as trained), Q31 multiplier, shift: mostly in -31..=-2 (the fused
+                            // window's one-word form), sometimes anywhere in -31..=30 (it must then decline)
+                            let shift = if raw & 0x300 == 0 { raw.rem_euclid(62) - 31 } else { raw.rem_euclid(30) - 31 };
+                            let value = [raw >> 12, raw, shift][i];
                             v.copy_from_slice(&value.to_le_bytes());
                         }
                     }
@@ -174,7 +176,7 @@ fn kernel_self_test() -> Option<usize> {
                     let [b, m, sh] = &params;
                     let q = QuantLinear { w: &w[..rows * k], bias: b, mult: m, shift: sh, outputs: rows, cin: k, zp_out, lo };
                     let mut got = [0i8; 5];
-                    if !pooled_rows(&q, k, block, &mut got[..rows]) {
+                    if !pooled_rows(&q, k, block, &mut got[..rows], one_word_shifts(&q)) {
                         continue; // (declined: the generic path runs, nothing to compare)
                     }
                     let word = |t: &[u8; 20], r: usize| i32::from_le_bytes([t[4 * r], t[4 * r + 1], t[4 * r + 2], t[4 * r + 3]]);

@@ -131,18 +131,26 @@ pub fn dot_rows(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[i32;
 
 /// One 2×2 pooling window of a conv for every output channel of `q` (`out.len()` ≤ `q.outputs`): `out[o]`
 /// = the int8 output (requantized, plus the zero point, clamped to `q.lo..=127`) of the largest over the
-/// four columns `c` of `bias[o] + Σ w_o · x_c`, the columns' `k` inputs in `block`. Runs where a target
-/// has the fused kernel (Arm DSP) and returns whether it ran; the caller's generic loops (kernel pass,
+/// four columns `c` of `bias[o] + Σ w_o · x_c`, the columns' `k` inputs in `block`; `fast`: every shift
+/// of `q` is in −31..=−2 ([`one_word_shifts`]). Runs where a target has the fused kernel (Arm DSP) and
+/// returns whether it ran; the caller's generic loops (kernel pass,
 /// then [`crate::net::Mac::finish_pooled`]) are its reference.
 #[inline(always)]
-pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8]) -> bool {
+pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8], fast: bool) -> bool {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
-    return arm::dsp::pooled_rows(q, k, block, out);
+    return arm::dsp::pooled_rows(q, k, block, out, fast);
     #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
     {
-        let _ = (q, k, block, out);
+        let _ = (q, k, block, out, fast);
         false
     }
+}
+
+/// Whether every shift of `q` (its `outputs` of them) takes [`requantize`]'s one-word form (−31..=−2):
+/// the fused conv window ([`pooled_rows`]) requires it.
+pub fn one_word_shifts(q: &QuantLinear<'_>) -> bool {
+    let shifts = crate::format::le::Le::<i32>::new(q.shift);
+    q.shift.len() >= 4 * q.outputs && (0..q.outputs).all(|o| (-31..=-2).contains(&shifts.get(o)))
 }
 
 /// [`dot_rows`] but the DSP pass: AVX2 where the CPU has it, else row pairs or single rows.
@@ -249,8 +257,8 @@ pub fn put_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8
 
 /// [`crate::block::copy_groups`] of int8 kernel inputs (i16): the DSP kernel into four-column blocks
 /// where it applies (whole pairs of groups, with the `dsp` feature on Arm), else the portable copy, its
-/// reference.
-#[inline]
+/// reference. Not inlined (measured faster so, on the Cortex-M4).
+#[inline(never)]
 pub fn copy_inputs(block: &mut [i16], cols: usize, col: usize, k0: usize, src: &[i16]) {
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
     if cols == 4 && arm::dsp::copy_groups4(block, col, k0, src) {

@@ -33,6 +33,14 @@ pub fn requantize(acc: i32, mult: i32, shift: i32) -> i32 {
         // thirty); |P| ≤ 2^62, so the result is within ±2^30 and needs no clamp.
         return ((i64::from(acc) * i64::from(mult) + (1 << 31)) >> 32) as i32;
     }
+    requantize_wide(acc, mult, shift)
+}
+
+/// [`requantize`] in 64 bits, for the shifts its one-word forms do not take (−1 ..= 30 but −1 itself:
+/// multipliers of a half or more). Out of line: rare, and about thirty instructions on a Cortex-M4
+/// that every inlined copy would repeat (flash).
+#[inline(never)]
+fn requantize_wide(acc: i32, mult: i32, shift: i32) -> i32 {
     let n = (31 - shift).clamp(1, 62) as u32;
     let prod = i64::from(acc) * i64::from(mult) + (1i64 << (n - 1));
     (prod >> n).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32

@@ -7,8 +7,8 @@
 
 use core::arch::asm;
 
+#[cfg(doc)]
 use crate::kernels::reference::requantize;
-use crate::format::le::Le;
 use crate::kernels::QuantLinear;
 
 /// One group of four weights as assembly text: the weight word, split by two SXTB16, then per
@@ -76,32 +76,6 @@ macro_rules! unrolled {
     (4, $g:ident $($c:ident)*) => { concat!($g!($($c)*), $g!($($c)*), $g!($($c)*), $g!($($c)*)) };
 }
 
-/// Exactly three groups (a 3×3 conv of one input channel: nine weights, padded to twelve) against four
-/// columns, straight, without a loop: 39 instructions for the 48 slots.
-macro_rules! three_groups {
-    ($wp:ident, $xp:ident, $c0:ident $c1:ident $c2:ident $c3:ident) => {
-        // SAFETY (callers): `$wp` has 12 readable bytes, `$xp` 96, word-aligned. Registers only
-        // besides; flags are not touched.
-        unsafe {
-            asm!(
-                unrolled!(3, group4),
-                wp = inout(reg) $wp => _,
-                xp = inout(reg) $xp => _,
-                c0 = inout(reg) $c0,
-                c1 = inout(reg) $c1,
-                c2 = inout(reg) $c2,
-                c3 = inout(reg) $c3,
-                w = out(reg) _,
-                t = out(reg) _,
-                out("r0") _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
-                options(nostack, readonly, preserves_flags),
-            )
-        }
-    };
-}
 
 /// The kernel loop: `$n` ≥ 1 iterations of `$unroll` groups of four weights, one accumulator per
 /// column. Four and two columns take the LDM forms (four columns use all twelve registers an `asm!`
@@ -503,58 +477,183 @@ fn rows_fitting(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, a
     rows
 }
 
+/// One group of four weights against four columns with the fixed registers of [`pooled_asm`]: weights
+/// at r4, the block at r5, the sums in r8-r11, r12 and lr the weight halves, r0-r3 the inputs.
+macro_rules! group4_fixed {
+    () => {
+        concat!(
+            "ldr r12, [r4], #4\n",
+            "sxtb16 lr, r12\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "ldm r5!, {{r0, r1, r2, r3}}\n",
+            "smlad r8, lr, r0, r8\n",
+            "smlad r8, r12, r1, r8\n",
+            "smlad r9, lr, r2, r9\n",
+            "smlad r9, r12, r3, r9\n",
+            "ldm r5!, {{r0, r1, r2, r3}}\n",
+            "smlad r10, lr, r0, r10\n",
+            "smlad r10, r12, r1, r10\n",
+            "smlad r11, lr, r2, r11\n",
+            "smlad r11, r12, r3, r11\n",
+        )
+    };
+}
+
+/// The channel loop of [`pooled_rows`], all of it in one `asm!` block: per channel the bias into four
+/// sums, `$groups` (the kernel: three groups straight for conv1, or a loop of four), the largest of the
+/// four, then the requantization's one-word form (the product's high word plus `2^(s − 1)`, shifted by
+/// `s = −shift − 1`, as [`requantize`] computes it for shifts in −31..=−2), the output zero point added
+/// (saturating), clamped to `lo..=127` (SSAT, then the lower bound). Its state lives in a 48-byte frame
+/// it pushes: bias, multiplier, shift and output pointers, the channel count, the block, zero point,
+/// lowest output, the weight pointer's correction per row and the bytes a row reads.
+macro_rules! pooled_asm {
+    ($wp:expr, $regs:expr, $kernel:expr) => {{
+        let [bias, mult, shift, out, n, block, zp, lo, delta, bytes] = $regs;
+        // SAFETY (callers): `n` ≥ 1 channels; the weight rows from `$wp` (each `bytes` read, then
+        // `delta` more to the next row), `n` words at each of `bias`, `mult`, `shift`, `n` bytes at
+        // `out`, the block's `4 · bytes` word-aligned i16; the frame is released before the end.
+        unsafe {
+            asm!(
+                "push {{r0, r1, r2, r3, r8, r9, r10, r11, r12, lr}}",
+                "sub sp, #8",
+                // frame: [0] loop end, [8] bias, [12] mult, [16] shift, [20] out, [24] n, [28] block,
+                // [32] zp, [36] lo, [40] delta, [44] bytes
+                "3:",
+                "ldr r5, [sp, #28]",
+                "ldr r0, [sp, #8]",
+                "ldr r8, [r0], #4",
+                "str r0, [sp, #8]",
+                "mov r9, r8",
+                "mov r10, r8",
+                "mov r11, r8",
+                $kernel,
+                "ldr r0, [sp, #40]",
+                "add r4, r4, r0",
+                "cmp r9, r8",
+                "it gt",
+                "movgt r8, r9",
+                "cmp r11, r10",
+                "it gt",
+                "movgt r10, r11",
+                "cmp r10, r8",
+                "it gt",
+                "movgt r8, r10",
+                "ldrd r0, r1, [sp, #12]",
+                "ldr r2, [r0], #4",
+                "ldr r3, [r1], #4",
+                "strd r0, r1, [sp, #12]",
+                "mvn r3, r3",
+                "sub r0, r3, #1",
+                "movs r1, #1",
+                "lsl r1, r1, r0",
+                "smmla r8, r8, r2, r1",
+                "asr r8, r8, r3",
+                "ldrd r0, r1, [sp, #32]",
+                "qadd r8, r8, r0",
+                "ssat r8, #8, r8",
+                "cmp r8, r1",
+                "it lt",
+                "movlt r8, r1",
+                "ldr r0, [sp, #20]",
+                "strb r8, [r0], #1",
+                "str r0, [sp, #20]",
+                "ldr r0, [sp, #24]",
+                "subs r0, r0, #1",
+                "str r0, [sp, #24]",
+                "bne.w 3b",
+                "add sp, #48",
+                inout("r4") $wp => _,
+                inout("r0") bias => _,
+                inout("r1") mult => _,
+                inout("r2") shift => _,
+                inout("r3") out => _,
+                inout("r8") n => _,
+                inout("r9") block => _,
+                inout("r10") zp => _,
+                inout("r11") lo => _,
+                inout("r12") delta => _,
+                inout("lr") bytes => _,
+                out("r5") _,
+            )
+        }
+    }};
+}
+
 /// One conv + pool window for every output channel of `q` (`out.len()` of them): per channel the four
-/// positions' sums (columns of `block`, `k` inputs each, from the bias) and their largest in registers,
-/// finished at once as [`crate::int8`]'s layers finish them (requantized, plus the output zero point,
-/// clamped to `q.lo..=127`): nothing stored between the kernel pass, the pool and the requantization
-/// (the generic path stores four sums per channel and reads them back). Returns false, doing nothing,
-/// where it cannot run (see [`rows`]).
-#[inline(always)]
-pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8]) -> bool {
+/// positions' sums (columns of `block`, `k` inputs each, from the bias), their largest, its
+/// requantization and clamping, in one `asm!` loop over the channels (nothing stored between the kernel
+/// pass, the pool and the requantization; the generic path stores four sums per channel and reads them
+/// back). `fast` says every shift of `q` is in −31..=−2 (the quantizer's usual case, checked at load),
+/// whose one-word requantization the loop does. Returns false, doing nothing, where it cannot run: other
+/// shifts, a row length other than nine or a multiple of sixteen, a block not word-aligned or too short,
+/// tensors too short.
+#[inline(never)] // (one copy for both convs: flash)
+pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8], fast: bool) -> bool {
     let groups = k.div_ceil(4);
-    let fit = q.w.len().checked_sub(4 * groups).map_or(0, |room| room / k.max(1) + 1);
-    if groups == 0
+    let n = out.len();
+    let fit = q.w.len().checked_sub(4 * groups).map_or(0, |room| room / k.max(1) + 1).min(n);
+    if !fast
+        || !(groups == 3 || (k.is_multiple_of(16) && groups >= 4))
         || !(block.as_ptr() as usize).is_multiple_of(4)
         || block.len() < 16 * groups
-        || (fit < out.len() && 4 * groups > PADDED)
+        || q.bias.len() < 4 * n
+        || q.mult.len() < 4 * n
+        || q.shift.len() < 4 * n
+        || (fit < n && 4 * groups > PADDED)
     {
         return false;
     }
-    let (n4, n1) = (groups / 4, groups % 4);
-    let (bias, mult, shift) = (Le::<i32>::new(q.bias), Le::<i32>::new(q.mult), Le::<i32>::new(q.shift));
-    let mut padded = [0u8; PADDED];
-    // (the bias walked, the multipliers and shifts indexed: measured the faster mix on the Cortex-M4)
-    for ((o, v), b) in out.iter_mut().enumerate().zip(bias.from(0)) {
-        let wp = if o < fit {
-            // SAFETY: row o's 4 · groups bytes end within `q.w` (o < fit).
-            unsafe { q.w.as_ptr().add(o * k) }
-        } else {
-            // the last rows, whose final group would end past the tensor (conv1's last channel: nine
-            // weights read as twelve): from a zero-padded copy
-            let src = q.w.get(o * k..).unwrap_or(&[]);
-            let n = src.len().min(k);
-            padded.fill(0);
-            if let (Some(d), Some(s)) = (padded.get_mut(..n), src.get(..n)) {
-                d.copy_from_slice(s);
-            }
-            padded.as_ptr()
-        };
-        let (mut wp, mut xp) = (wp, block.as_ptr());
-        let [mut c0, mut c1, mut c2, mut c3] = [b; 4];
-        // SAFETY (the macros): the row's 4 · groups bytes at `wp`, the block's 16 · groups word-aligned i16.
-        if groups == 3 {
-            three_groups!(wp, xp, c0 c1 c2 c3);
-        } else {
-            if n4 > 0 {
-                columns!(wp, xp, n4, 4, c0 c1 c2 c3);
-            }
-            if n1 > 0 {
-                columns!(wp, xp, n1, 1, c0 c1 c2 c3);
-            }
-            let _ = (wp, xp);
+    // Channels [from, to) with rows from `wp` (`k` apart).
+    let run = |wp: *const u8, from: usize, to: usize, out: &mut [i8]| {
+        if to <= from {
+            return;
         }
-        let m = c0.max(c1).max(c2.max(c3));
-        *v = q.zp_out.saturating_add(requantize(m, mult.get(o), shift.get(o))).clamp(q.lo, 127) as i8;
+        let at = |t: &[u8]| t.as_ptr().wrapping_add(4 * from) as usize;
+        let regs = [
+            at(q.bias),
+            at(q.mult),
+            at(q.shift),
+            out.as_mut_ptr().wrapping_add(from) as usize,
+            to - from,
+            block.as_ptr() as usize,
+            q.zp_out as usize,
+            q.lo as usize,
+            k.wrapping_sub(4 * groups), // the row's end past what the kernel read (conv1: 9 − 12)
+            4 * groups,
+        ];
+        if groups == 3 {
+            pooled_asm!(wp, regs, concat!(group4_fixed!(), group4_fixed!(), group4_fixed!()));
+        } else {
+            pooled_asm!(
+                wp,
+                regs,
+                concat!(
+                    "ldr r0, [sp, #44]\n",
+                    "add r0, r0, r4\n",
+                    "str r0, [sp, #0]\n",
+                    "2:\n",
+                    group4_fixed!(),
+                    group4_fixed!(),
+                    group4_fixed!(),
+                    group4_fixed!(),
+                    "ldr r0, [sp, #0]\n",
+                    "cmp r4, r0\n",
+                    "bne.w 2b\n",
+                )
+            );
+        }
+    };
+    // The rows within the tensor straight from it; the last ones, whose final group would end past it
+    // (conv1's last channel: nine weights read as twelve), each from a zero-padded copy.
+    run(q.w.as_ptr(), 0, fit, out);
+    for o in fit..n {
+        let mut padded = [0u8; PADDED];
+        let src = q.w.get(o * k..).unwrap_or(&[]);
+        let len = src.len().min(k);
+        if let (Some(d), Some(s)) = (padded.get_mut(..len), src.get(..len)) {
+            d.copy_from_slice(s);
+        }
+        run(padded.as_ptr(), o, o + 1, out);
     }
     true
 }

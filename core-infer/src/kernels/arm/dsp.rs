@@ -1,8 +1,12 @@
 //! Cortex-M4/M7 (Armv7E-M) kernels with the DSP extension. Per group of four weights: one load of the
-//! weight word, two SXTB16 to split it into i16 pairs, then per column one LDRD of its four inputs and
-//! two SMLAD (two multiply-adds each). With four columns that is 15 instructions for 16 multiply-adds.
-//! The arithmetic is exact (wrapping) integer arithmetic, so results equal [`crate::kernels::reference::dot_block_portable`]'s
-//! bit for bit: the firmware compares the two kernels at start-up and diffs its outputs with the host's.
+//! weight word, two SXTB16 to split it into i16 pairs, then per column two SMLAD (two multiply-adds
+//! each), the inputs of two columns loaded by one LDM (one LDRD per column for one or three columns).
+//! With four columns that is 13 instructions for 16 multiply-adds. Here: the block kernels
+//! ([`dot_block`], [`rows`], [`dot_rows2`]'s two-row pass), the fused conv + pool + requantize window
+//! ([`pooled_rows`], its channel loop one `asm!` block), the input widening ([`widen`]) and the copy of
+//! converted inputs ([`copy_groups4`]). The arithmetic is exact (wrapping) integer arithmetic, so results
+//! equal the reference kernels' ([`crate::kernels::reference`]) bit for bit: the firmware's self-test
+//! compares them at start-up, and its outputs are diffed with the host's.
 #![allow(unsafe_code)]
 
 use core::arch::asm;

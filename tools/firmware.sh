@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386).
+# Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386; --core CORE for another core).
 #   tools/firmware.sh run    build, run, show the decoded defmt log
 #   tools/firmware.sh profile  build with the `profile` feature, run, print the per-stage `time:` lines
 #   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` and
@@ -10,6 +10,10 @@
 #                            the footprint a product ships) and check its lines too; then check that a corrupted model, a stack overflow (the
 #                            stack-overflow-demo feature, caught by the MPU guard) and too little scratch
 #                            (small-scratch-demo) each make the run fail with its message
+#   tools/firmware.sh matrix  `test` on every supported core, then one table (a row per core: instructions,
+#                            flash, RAM); exits non-zero unless every core's output matches expected.txt
+# --core CORE (run, profile, test): m4 (default; thumbv7em-none-eabihf, DSP kernels, QEMU mps2-an386),
+#   m7 (the same build on mps2-an500's Cortex-M7), m3 (thumbv7m-none-eabi, portable kernels, mps2-an385).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/firmware-example"
@@ -18,6 +22,29 @@ cd "$ROOT/firmware-example"
 cargo_thumb() {
     bash "$ROOT/tools/cargo-thumb.sh" "$@"
 }
+
+CORE=m4
+args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --core) CORE=${2:?--core needs a core: m3, m4 or m7}; shift 2 ;;
+    *) args+=("$1"); shift ;;
+    esac
+done
+set -- "${args[@]+"${args[@]}"}"
+# Per core: Rust target, QEMU board and CPU, and whether the DSP kernels apply.
+case $CORE in
+m4) triple=thumbv7em-none-eabihf machine=mps2-an386 cpu=cortex-m4 dsp=1 ;;
+m7) triple=thumbv7em-none-eabihf machine=mps2-an500 cpu=cortex-m7 dsp=1 ;;
+m3) triple=thumbv7m-none-eabi machine=mps2-an385 cpu=cortex-m3 dsp= ;;
+*) echo "unknown core '$CORE': supported m3, m4, m7 (not yet: m33, m55, rv32)" >&2; exit 2 ;;
+esac
+export THUMB_TARGET=$triple QEMU_MACHINE=$machine QEMU_CPU=$cpu
+# Build directories: the thumbv7em builds (M4, M7: the same ELF) in target/, other targets beside.
+base=target
+[ "$triple" = thumbv7em-none-eabihf ] || base=target/$CORE
+demo=(--no-default-features --features "draw,self-test${dsp:+,dsp}")
+product=(--no-default-features ${dsp:+--features dsp})
 
 # sizes ELF LABEL: flash and static RAM of one build.
 sizes() {
@@ -48,7 +75,7 @@ outputs_match() {
 
 # profile LOG: the per-stage build; its stages must add up to its total (within the probe's reads).
 profile() {
-    CARGO_TARGET_DIR=target/profile cargo_thumb run --release --features profile >"$1" 2>"$1.build" || {
+    CARGO_TARGET_DIR=$base/profile cargo_thumb run --release "${demo[@]}" --features profile >"$1" 2>"$1.build" || {
         cat "$1.build" "$1"; echo "FAIL: the profile build failed" >&2; exit 1
     }
     rm -f "$1.build"
@@ -57,7 +84,7 @@ profile() {
 
 case "${1:-run}" in
 run)
-    cargo_thumb run --release
+    CARGO_TARGET_DIR=$base cargo_thumb run --release "${demo[@]}"
     ;;
 profile)
     log=$(mktemp)
@@ -67,17 +94,18 @@ profile)
     ;;
 test)
     log=$(mktemp)
-    cargo_thumb run --release | tee "$log"
+    echo "core $CORE: $triple on QEMU $machine ($cpu)${dsp:+, DSP kernels}"
+    CARGO_TARGET_DIR=$base cargo_thumb run --release "${demo[@]}" | tee "$log"
     check_calibration "$log"
     outputs_match "$log" "firmware"
-    sizes target/thumbv7em-none-eabihf/release/firmware-example "demo build (draws captchas)"
+    sizes "$base/$triple/release/firmware-example" "demo build (draws captchas)"
     # The per-stage profile: same outputs, stages that add up to the total.
     profile "$log" || { cat "$log"; echo "FAIL: the profile's stages do not add up to its total" >&2; exit 1; }
     check_calibration "$log"
     outputs_match "$log" "profile build"
     grep -E '^time: \S+ [0-9]+ instructions for' "$log" | sed 's/^time:/profile:/'
     # The product build: the same model and test images, without the drawing equipment.
-    CARGO_TARGET_DIR=target/product cargo_thumb run --release --no-default-features >"$log" 2>&1 || {
+    CARGO_TARGET_DIR=$base/product cargo_thumb run --release "${product[@]}" >"$log" 2>&1 || {
         cat "$log"; echo "FAIL: the product build (--no-default-features) failed" >&2; exit 1
     }
     if grep -E '^(model|test) ' expected.txt | diff -u - <(grep -E '^(model|test) ' "$log"); then
@@ -87,12 +115,12 @@ test)
     fi
     check_calibration "$log"
     grep -E '^time:' "$log" | sed 's/^time:/product build time:/'
-    sizes target/product/thumbv7em-none-eabihf/release/firmware-example "product build"
+    sizes "$base/product/$triple/release/firmware-example" "product build"
     # A corrupted model (one flipped byte) must make the run exit non-zero.
     bad=$(mktemp --suffix=.crnn)
     python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[5000]^=0xff; open(sys.argv[2],'wb').write(b)" \
         ../models/synthetic/model-int8.crnn "$bad"
-    if CRNN_MODEL=$bad CARGO_TARGET_DIR=target/broken cargo_thumb run --release >"$log" 2>&1; then
+    if CRNN_MODEL=$bad CARGO_TARGET_DIR=$base/broken cargo_thumb run --release "${demo[@]}" >"$log" 2>&1; then
         cat "$log"; echo "FAIL: the firmware accepted a corrupted model" >&2; exit 1
     fi
     if ! grep -qi "checksum" "$log"; then
@@ -100,7 +128,7 @@ test)
     fi
     echo "corrupted model refused as expected: $(grep -i -m1 checksum "$log")"
     # A stack overflow must hit the MPU guard and make the run exit non-zero, saying so.
-    if CARGO_TARGET_DIR=target/overflow cargo_thumb run --release --features stack-overflow-demo >"$log" 2>&1; then
+    if CARGO_TARGET_DIR=$base/overflow cargo_thumb run --release "${demo[@]}" --features stack-overflow-demo >"$log" 2>&1; then
         cat "$log"; echo "FAIL: the stack overflow demo exited 0" >&2; exit 1
     fi
     if ! grep -q "stack overflow" "$log"; then
@@ -108,7 +136,7 @@ test)
     fi
     echo "stack overflow caught as expected: $(grep -m1 'stack overflow' "$log")"
     # Too little scratch for the model (the small-scratch-demo feature) must be refused with a message.
-    if CARGO_TARGET_DIR=target/small-scratch cargo_thumb run --release --features small-scratch-demo >"$log" 2>&1; then
+    if CARGO_TARGET_DIR=$base/small-scratch cargo_thumb run --release "${demo[@]}" --features small-scratch-demo >"$log" 2>&1; then
         cat "$log"; echo "FAIL: a build with too little scratch ran the model" >&2; exit 1
     fi
     if ! grep -q "bytes of scratch" "$log"; then
@@ -117,5 +145,32 @@ test)
     echo "too little scratch refused as expected: $(grep -m1 'bytes of scratch' "$log")"
     rm -f "$bad" "$log"
     ;;
-*) echo "usage: $0 [run|profile|test]" >&2; exit 2 ;;
+matrix)
+    # `test` per core; the table from each run's product-build lines.
+    fail=0
+    rows=()
+    for core in m3 m4 m7; do
+        log=$(mktemp)
+        start=$(date +%s)
+        if bash "$ROOT/tools/firmware.sh" test --core "$core" >"$log" 2>&1; then status=matches; else status=FAIL; fail=1; fi
+        secs=$(($(date +%s) - start))
+        instr=$(grep -m1 -oE '^product build time: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '-')
+        stack=$(grep -m1 -oE '^product build time: stack high-water [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+        sizes=$(grep -m1 '^product build: flash' "$log" || true)
+        flash=$(sed -nE 's/.*flash ([0-9]+) bytes \(model ([0-9]+), test images ([0-9]+).*/\1 \2 \3/p' <<<"$sizes")
+        ram=$(sed -nE 's/.*static RAM ([0-9]+) bytes.*/\1/p' <<<"$sizes")
+        read -r f m i <<<"${flash:-0 0 0}"
+        line=$(grep -m1 '^core ' "$log" || echo "core $core")
+        rows+=("$(printf '| %s | %s | %s | %s | %s | %s | %s s |' "$core" "${line#core $core: }" "$instr" \
+            "$((f - i)) ($m model)" "$((${ram:-0} + stack)) (${ram:-0} + $stack stack)" "$status" "$secs")")
+        [ "$status" = matches ] || { echo "== $core failed:" >&2; tail -30 "$log" >&2; }
+        rm -f "$log"
+    done
+    echo "| core | build | instructions per inference (product build) | flash bytes (product, test images apart) | RAM bytes (statics + stack high-water) | output vs expected.txt | time |"
+    echo "|---|---|---:|---:|---:|---|---:|"
+    printf '%s\n' "${rows[@]}"
+    echo "(not yet ported: m33 on mps2-an505, m55 with Helium on mps3-an547, rv32 on qemu-system-riscv32 virt)"
+    exit "$fail"
+    ;;
+*) echo "usage: $0 [run|profile|test|matrix] [--core m3|m4|m7]" >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@
 #
 #   tools/setup.sh            host part (libtorch for tch) + firmware part (QEMU, Cortex-M core library)
 #   tools/setup.sh host       only libtorch
-#   tools/setup.sh firmware   only QEMU, the thumbv7em toolchain and the Arm GNU C toolchain (the C example)
+#   tools/setup.sh firmware   only QEMU, the thumbv7em and thumbv7m targets and the Arm GNU C toolchain (the C example)
 #   tools/setup.sh pycaptcha  only the Python `captcha` library (for tools/pycaptcha.sh); prints its python
 #   tools/setup.sh styles     that Python and Debian fonts (for tools/stylecaptcha.sh); prints its python
 #
@@ -64,15 +64,19 @@ CFG
 setup_firmware() {
     # QEMU for the boards; the Arm GNU toolchain and newlib for the C example (firmware-example/c).
     apt_install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
-    if rustup target list --installed 2>/dev/null | grep -q thumbv7em-none-eabihf; then
-        log "thumbv7em-none-eabihf: rustup target present"
-    elif rustup target add thumbv7em-none-eabihf >/dev/null 2>&1; then
-        log "thumbv7em-none-eabihf: installed with rustup"
-    else
-        # rustup cannot download here; Debian's toolchain ships core's source, so build-std works.
-        apt_install rustc-web cargo-web rust-web-src
-        log "thumbv7em-none-eabihf: Debian rustc-web + build-std (tools/cargo-thumb)"
-    fi
+    # thumbv7em: Cortex-M4 and M7 (DSP, FPU); thumbv7m: Cortex-M3 (tools/firmware.sh --core, matrix)
+    local target
+    for target in thumbv7em-none-eabihf thumbv7m-none-eabi; do
+        if rustup target list --installed 2>/dev/null | grep -q "$target"; then
+            log "$target: rustup target present"
+        elif rustup target add "$target" >/dev/null 2>&1; then
+            log "$target: installed with rustup"
+        else
+            # rustup cannot download here; Debian's toolchain ships core's source, so build-std works.
+            apt_install rustc-web cargo-web rust-web-src
+            log "$target: Debian rustc-web + build-std (tools/cargo-thumb)"
+        fi
+    done
     if ! command -v defmt-print >/dev/null 2>&1; then
         log "cargo install defmt-print"
         cargo install --quiet --locked defmt-print

@@ -67,14 +67,14 @@ fn main() -> ! {
 /// tensor), with 1 to 4 input columns, aligned and not; the many-rows pass (`dot_rows`, 1 to 5 rows
 /// ending exactly at the weights' end, 1, 2 and 4 columns) against the rows one by one; and the input
 /// widening against the portable `put`; the fused conv window (`pooled_rows`) against the portable
-/// kernel and the int8 output's definition. Returns the first failing row length.
+/// kernel and the int8 output's definition; the copy of converted inputs against the portable copy. Returns the first failing row length.
 #[cfg(feature = "self-test")]
 #[inline(never)] // its buffers must not stay in `run`'s frame during inference
 fn kernel_self_test() -> Option<usize> {
-    use core_infer::block::{block_len, put, zero_tail};
+    use core_infer::block::{block_len, copy_groups, put, zero_tail};
     use core_infer::kernels::{
-        dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, one_word_shifts, pooled_rows, put_inputs,
-        requantize, QuantLinear, LANES,
+        copy_inputs, dot_block, dot_block_portable, dot_rows, dot_rows2, dot_rows2_portable, one_word_shifts, pooled_rows,
+        put_inputs, requantize, QuantLinear, LANES,
     };
     let mut state = 0x2545_f491u32;
     let mut next = move || {
@@ -186,6 +186,22 @@ fn kernel_self_test() -> Option<usize> {
                         let largest = sums.into_iter().max().unwrap_or(0);
                         let want = zp_out.saturating_add(requantize(largest, word(m, r), word(sh, r))).clamp(lo, 127);
                         if i32::from(got) != want {
+                            return Some(len);
+                        }
+                    }
+                }
+                // Converted inputs copied into a four-column block (the conv window's 16 input rows to
+                // its patches), the DSP copy against the portable one, into column c at group c.
+                if cols == 4 && offset == 0 && len % 4 == 0 && len <= WIDEN_MAX {
+                    for c in 0..4 {
+                        let src: [i16; WIDEN_MAX] = core::array::from_fn(|i| i16::from(x[i] as i8) * 37);
+                        got_block.0.fill(0);
+                        want_block.0.fill(0);
+                        let k0 = 4 * c;
+                        let n = len.saturating_sub(k0);
+                        copy_inputs(&mut got_block.0, 4, c, k0, &src[..n]);
+                        copy_groups(&mut want_block.0, 4, c, k0, &src[..n]);
+                        if got_block.0 != want_block.0 {
                             return Some(len);
                         }
                     }

@@ -419,6 +419,12 @@ mod tests {
             let mut block = std::vec![0i16; crate::net::conv_block_len(cin)];
             let mut got = std::vec![0i8; windows * outputs];
             crate::net::conv_pool(&layer, cols, &mut block, &mut got);
+            // With room for the converted input rows (the network's block has it) the cached path runs:
+            // it must give the same (both are checked against the definition below).
+            let mut roomy = std::vec![0i16; crate::net::conv_block_len(cin) + crate::net::conv_cache_len(cin)];
+            let mut cached = std::vec![0i8; windows * outputs];
+            crate::net::conv_pool(&layer, cols, &mut roomy, &mut cached);
+            prop_assert_eq!(&cached, &got, "the cached rows path");
             let input = |c: usize, y: usize, ci: usize| -> i32 {
                 // row y − 1 of input column c, zero (x = zp) outside
                 match (y.checked_sub(1), cols[c]) {

@@ -32,25 +32,41 @@ macro_rules! group {
     };
 }
 
+/// One weight word split into its i16 pairs (`$t`: bytes 0 and 2, `$w`: 1 and 3), then two columns:
+/// one LDM of their four input words into r0-r3 and four SMLAD into `$a` and `$b`. The registers are
+/// given as template text: `asm!` operands (`"{w}"`) or fixed registers (`"r12"`).
+macro_rules! ldm_group {
+    ($w:literal, $t:literal, $wp:literal, $xp:literal, $a:literal, $b:literal) => {
+        concat!(
+            "ldr ", $w, ", [", $wp, "], #4\n",
+            "sxtb16 ", $t, ", ", $w, "\n",
+            "sxtb16 ", $w, ", ", $w, ", ror #8\n",
+            ldm_columns!($w, $t, $xp, $a, $b),
+        )
+    };
+}
+
+/// Two more columns against the same weight halves: one LDM, four SMLAD.
+macro_rules! ldm_columns {
+    ($w:literal, $t:literal, $xp:literal, $a:literal, $b:literal) => {
+        concat!(
+            "ldm ", $xp, "!, {{r0, r1, r2, r3}}\n",
+            "smlad ", $a, ", ", $t, ", r0, ", $a, "\n",
+            "smlad ", $a, ", ", $w, ", r1, ", $a, "\n",
+            "smlad ", $b, ", ", $t, ", r2, ", $b, "\n",
+            "smlad ", $b, ", ", $w, ", r3, ", $b, "\n",
+        )
+    };
+}
+
 /// One group of four weights against four columns, their inputs loaded two columns at a time by LDM
 /// into r0-r3: one weight load, two SXTB16, two LDM and eight SMLAD, 13 instructions for 16
 /// multiply-adds (the LDRD form, [`group!`], takes 15).
 macro_rules! group4 {
     () => {
         concat!(
-            "ldr {w}, [{wp}], #4\n",
-            "sxtb16 {t}, {w}\n",
-            "sxtb16 {w}, {w}, ror #8\n",
-            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
-            "smlad {c0}, {t}, r0, {c0}\n",
-            "smlad {c0}, {w}, r1, {c0}\n",
-            "smlad {c1}, {t}, r2, {c1}\n",
-            "smlad {c1}, {w}, r3, {c1}\n",
-            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
-            "smlad {c2}, {t}, r0, {c2}\n",
-            "smlad {c2}, {w}, r1, {c2}\n",
-            "smlad {c3}, {t}, r2, {c3}\n",
-            "smlad {c3}, {w}, r3, {c3}\n",
+            ldm_group!("{w}", "{t}", "{wp}", "{xp}", "{c0}", "{c1}"),
+            ldm_columns!("{w}", "{t}", "{xp}", "{c2}", "{c3}"),
         )
     };
 }
@@ -59,16 +75,7 @@ macro_rules! group4 {
 /// multiply-adds; [`group!`] takes 9).
 macro_rules! group2 {
     () => {
-        concat!(
-            "ldr {w}, [{wp}], #4\n",
-            "sxtb16 {t}, {w}\n",
-            "sxtb16 {w}, {w}, ror #8\n",
-            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
-            "smlad {c0}, {t}, r0, {c0}\n",
-            "smlad {c0}, {w}, r1, {c0}\n",
-            "smlad {c1}, {t}, r2, {c1}\n",
-            "smlad {c1}, {w}, r3, {c1}\n",
-        )
+        ldm_group!("{w}", "{t}", "{wp}", "{xp}", "{c0}", "{c1}")
     };
 }
 
@@ -485,21 +492,7 @@ fn rows_fitting(w: &[u8], k: usize, groups: usize, block: &[i16], cols: usize, a
 /// at r4, the block at r5, the sums in r8-r11, r12 and lr the weight halves, r0-r3 the inputs.
 macro_rules! group4_fixed {
     () => {
-        concat!(
-            "ldr r12, [r4], #4\n",
-            "sxtb16 lr, r12\n",
-            "sxtb16 r12, r12, ror #8\n",
-            "ldm r5!, {{r0, r1, r2, r3}}\n",
-            "smlad r8, lr, r0, r8\n",
-            "smlad r8, r12, r1, r8\n",
-            "smlad r9, lr, r2, r9\n",
-            "smlad r9, r12, r3, r9\n",
-            "ldm r5!, {{r0, r1, r2, r3}}\n",
-            "smlad r10, lr, r0, r10\n",
-            "smlad r10, r12, r1, r10\n",
-            "smlad r11, lr, r2, r11\n",
-            "smlad r11, r12, r3, r11\n",
-        )
+        concat!(ldm_group!("r12", "lr", "r4", "r5", "r8", "r9"), ldm_columns!("r12", "lr", "r5", "r10", "r11"))
     };
 }
 

@@ -1,4 +1,4 @@
-//! Puts memory.x on the linker path, picks the embedded model (`CRNN_MODEL`, default the shipped int8
+//! Puts the board's memory map (memory/*.x, as memory.x) on the linker path, picks the embedded model (`CRNN_MODEL`, default the shipped int8
 //! model) and draws the embedded test images with the shared captcha generator.
 use std::path::PathBuf;
 
@@ -7,9 +7,19 @@ use captcha_synth::fixtures::{TEST_IMAGES, TEST_SEED};
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    std::fs::copy(manifest.join("memory.x"), out.join("memory.x")).expect("memory.x");
+    // One memory map per board: the mps2 boards of the M3, M4 and M7 share one; the M33's mps2-an505 puts
+    // its memories elsewhere. (Not named memory.x in the package root: the linker would find that one
+    // first, in its working directory.) Armv8-M also guards the stack differently (src/stack.rs).
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let armv8m = target.starts_with("thumbv8m");
+    let map = if armv8m { "memory/mps2-an505.x" } else { "memory/mps2.x" };
+    std::fs::copy(manifest.join(map), out.join("memory.x")).expect(map);
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={map}");
+    println!("cargo::rustc-check-cfg=cfg(armv8m)");
+    if armv8m {
+        println!("cargo:rustc-cfg=armv8m");
+    }
 
     println!("cargo:rerun-if-env-changed=CRNN_MODEL");
     let model = std::env::var("CRNN_MODEL")

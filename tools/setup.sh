@@ -64,9 +64,9 @@ CFG
 setup_firmware() {
     # QEMU for the boards; the Arm GNU toolchain and newlib for the C example (firmware-example/c).
     apt_install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
-    # thumbv7em: Cortex-M4 and M7 (DSP, FPU); thumbv7m: Cortex-M3 (tools/firmware.sh --core, matrix)
+    # thumbv7em: Cortex-M4 and M7 (DSP, FPU); thumbv7m: Cortex-M3; thumbv8m.main: Cortex-M33 (tools/firmware.sh --core, matrix)
     local target
-    for target in thumbv7em-none-eabihf thumbv7m-none-eabi; do
+    for target in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv8m.main-none-eabihf; do
         if rustup target list --installed 2>/dev/null | grep -q "$target"; then
             log "$target: rustup target present"
         elif rustup target add "$target" >/dev/null 2>&1; then

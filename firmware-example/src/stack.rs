@@ -4,6 +4,9 @@
 //! overflow would silently overwrite them (the scratch buffer, the model's working memory). So the
 //! lowest 2 KiB the stack could reach are an MPU region with no access: the first store into them
 //! faults, and the HardFault handler (below, on a fresh stack) reports a stack overflow and exits non-zero.
+//! On Armv8-M (the Cortex-M33) the core's stack limit register MSPLIM does the same job: it is set to the
+//! guard's top, and a push below it raises a stack-overflow UsageFault (escalated to HardFault) before
+//! anything is written.
 //! A function whose frame exceeds the guard could step over it, so large buffers are statics here (the
 //! scratch, which the picture borrows, and the image being drawn). The largest frames left are the parsed model's (a few
 //! KB, moved by value during `Model::parse`), taken near the top of the stack, far from the guard.
@@ -11,12 +14,11 @@
 //! The free RAM above the guard is painted with a pattern at start-up; the lowest word the stack
 //! overwrote since gives the high-water mark.
 
-use cortex_m::peripheral::MPU;
-
 const PAINT: u32 = 0x5A5A_A5A5;
 /// Bytes of the guard region (a power of two, aligned to its size, as the MPU requires).
 const GUARD: usize = 2048;
 /// The MPU's RASR.SIZE field for [`GUARD`]: the region holds 2^(SIZE + 1) bytes.
+#[cfg(not(armv8m))]
 const GUARD_SIZE_FIELD: u32 = GUARD.trailing_zeros() - 1;
 
 extern "C" {
@@ -39,7 +41,17 @@ pub fn guard() -> core::ops::Range<usize> {
     start..start + GUARD
 }
 
+/// Armv8-M: the stack may not go below the guard's top (MSPLIM).
+#[cfg(armv8m)]
+pub fn enable_guard() {
+    let limit = guard().end as u32;
+    // SAFETY: the limit lies below the live stack (the guard is under all of it); only pushes below it,
+    // an overflow, fault.
+    unsafe { core::arch::asm!("msr MSPLIM, {0}", "isb", in(reg) limit, options(nostack, preserves_flags)) };
+}
+
 /// Makes the guard region inaccessible (MPU region 0; everything else keeps the default memory map).
+#[cfg(not(armv8m))]
 pub fn enable_guard() {
     let start = guard().start as u32;
     // RASR: XN (bit 28), AP = 0b000 no access (bits 26:24), SIZE (bits 5:1), ENABLE (bit 0).
@@ -47,7 +59,7 @@ pub fn enable_guard() {
     // SAFETY: region 0 covers only the guard bytes no code uses; PRIVDEFENA (bit 2) keeps the default
     // map for everything else, so no other access changes. HardFault runs with the MPU off (HFNMIENA = 0).
     unsafe {
-        let mpu = &*MPU::PTR;
+        let mpu = &*cortex_m::peripheral::MPU::PTR;
         mpu.rnr.write(0);
         mpu.rbar.write(start);
         mpu.rasr.write(rasr);
@@ -112,8 +124,10 @@ extern "C" fn hard_fault_report(sp: u32) -> ! {
         unsafe { ((*cortex_m::peripheral::SCB::PTR).cfsr.read(), core::ptr::read_volatile(0xE000_ED34 as *const u32)) };
     let guard = guard();
     let mm_address_valid = cfsr & (1 << 7) != 0;
+    // UFSR.STKOF (Armv8-M): a push crossed MSPLIM.
+    let stack_limit = cfsr & (1 << 20) != 0;
     let in_guard = |a: usize| a + 64 >= guard.start && a < guard.end + 64;
-    if in_guard(sp as usize) || (mm_address_valid && guard.contains(&(mmfar as usize))) {
+    if stack_limit || in_guard(sp as usize) || (mm_address_valid && guard.contains(&(mmfar as usize))) {
         defmt::error!("stack overflow: the stack reached its guard at {=usize:08x} (sp {=u32:08x})", guard.start, sp);
     } else {
         defmt::error!("HardFault: CFSR {=u32:08x}, sp {=u32:08x}", cfsr, sp);

@@ -2,7 +2,7 @@
 # Sets up (idempotently) and runs every test: the host workspace (unit, integration and equivalence
 # tests, the CLI's hostile cases, the fuzz corpus replayed), the same for core-infer and the hostile
 # inputs with overflow checks on, clippy (no warnings anywhere, no-panic rules in core-infer), the API docs of core-infer,
-# core-infer built for a Cortex-M4F, the firmware in QEMU, and the C API (host C test, C firmware in QEMU).
+# core-infer built for a Cortex-M4F, the firmware in QEMU on each core (M3, M4, M7, M33), and the C API (host C test, C firmware in QEMU).
 # `.ci/run` calls this script.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,8 +36,8 @@ if bash tools/cargo-thumb.sh --rustup; then
 fi
 
 if [ -d firmware-example ] && [ -f firmware-example/Cargo.toml ]; then
-    step "firmware in QEMU (build, run, diff against the expected output)"
-    bash tools/firmware.sh test
+    step "firmware in QEMU on every supported core (build, run, diff against the expected output; one table)"
+    bash tools/firmware.sh matrix
 fi
 
 step "C API: header current, clippy, host C test (gcc) and the C firmware in QEMU, both diffed against expected.txt"

@@ -202,6 +202,12 @@ struct TrainArgs {
     /// plateau); the head is dropped when training ends, so the saved model is the seed's network.
     #[arg(long, default_value_t = train::Options::default().aux_ctc, value_parser = non_negative)]
     aux_ctc: f64,
+    /// While the model still reads nothing (CTC's blank plateau), for at most this many epochs, also train
+    /// each frame toward a guessed alignment: the label's characters laid out evenly over the columns
+    /// holding the image's ink. It gets larger alphabets off the plateau (36 characters instead of 19:
+    /// epoch 4 instead of not within 8). 0: never.
+    #[arg(long, default_value_t = train::Options::default().align_epochs)]
+    align_epochs: usize,
     /// Continue an interrupted run from the checkpoint in --out (same data, seed and batch size).
     #[arg(long)]
     resume: bool,
@@ -333,6 +339,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 stretch_contrast: !a.no_stretch,
                 ema: a.ema,
                 aux_ctc: a.aux_ctc,
+                align_epochs: a.align_epochs,
                 ..Default::default()
             };
             let colour = match a.colour {

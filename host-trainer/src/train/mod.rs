@@ -16,6 +16,7 @@ use tch::Tensor;
 use crate::data::{accuracy, folds, split, Accuracy, Codec, Dataset};
 use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
 
+mod align;
 mod checkpoint;
 mod optim;
 mod stopping;
@@ -70,6 +71,11 @@ pub struct Options {
     /// saved model is the seed's network. Absent from checkpoints written before the option existed.
     #[serde(default)]
     pub aux_ctc: f64,
+    /// The alignment warm-up ([`align`]): while the model reads nothing, for at most this many epochs, a
+    /// cross-entropy toward the label laid out evenly over the image's ink joins the CTC loss; 0: never.
+    /// Absent from checkpoints written before the option existed, which trained without it.
+    #[serde(default)]
+    pub align_epochs: usize,
 }
 
 impl Default for Options {
@@ -89,6 +95,7 @@ impl Default for Options {
             stretch_contrast: true,
             ema: 0.99,
             aux_ctc: 0.5,
+            align_epochs: 10,
         }
     }
 }
@@ -259,6 +266,10 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         bar.set_prefix(epoch.to_string());
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         let mut rng = oorandom::Rand64::new(u128::from(epoch_seed(opts.seed, epoch)));
+        let aligning = epoch <= opts.align_epochs && first_reading(&state.history).is_none();
+        if aligning && epoch == 1 {
+            eprintln!("alignment warm-up: on until the model reads something (at most {} epochs)", opts.align_epochs);
+        }
         for batch in order.chunks(opts.batch_size) {
             if INTERRUPTED.load(Ordering::Relaxed) {
                 bar.abandon();
@@ -272,11 +283,19 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
             let (x, y, lens) = batch_tensors(&spec, &train_set, &targets, batch, rng, model.vs.device());
             let (logits, aux) = model.net.forward_train(&x, true);
             let loss = Crnn::ctc_loss(&logits, &y, &lens);
-            // The epoch's loss is the network's own; the shortcut head's only adds to the gradient.
-            match aux {
-                Some(aux) => (&loss + Crnn::ctc_loss(&aux, &y, &lens) * opts.aux_ctc).backward(),
-                None => loss.backward(),
+            // The epoch's loss is the network's own; the shortcut head's and the warm-up's only add to the
+            // gradient.
+            let mut total = match aux {
+                Some(aux) => &loss + Crnn::ctc_loss(&aux, &y, &lens) * opts.aux_ctc,
+                None => loss.shallow_clone(),
+            };
+            if aligning {
+                let [_, steps, classes] = logits.size()[..] else { bail!("logits of shape {:?}", logits.size()) };
+                let frames = align::frame_targets(&x, batch.iter().map(|&i| targets[i].as_slice()), steps as usize);
+                let ce = logits.reshape([-1, classes]).cross_entropy_for_logits(&frames.reshape([-1]));
+                total += ce * align::ALIGN_WEIGHT;
             }
+            total.backward();
             adam.step(&tensors);
             if let Some(ema) = &mut ema {
                 ema.update(&tensors, adam.steps);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One table of the performance figures with their targets (issue: performance). Nothing here is a test.
-#   tools/bench.sh            host latencies (criterion), firmware instructions/RAM/flash (QEMU), and the
+#   tools/bench.sh            host latencies (criterion; ONNX Runtime from PyPI beside it), firmware instructions/RAM/flash (QEMU), and the
 #                             training figures of the last real-data run in runs/captcha_images_v2 (or of
 #                             the committed models/captcha_images_v2)
 #   tools/bench.sh --train    also trains on ../shared/data/captcha_images_v2 first (about 5 minutes)
@@ -15,8 +15,10 @@ if [ "${1:-}" = "--train" ]; then
     cargo run --release -p host-trainer -- train --data "$DATA" --out runs/captcha_images_v2 --epochs 60
 fi
 
-echo "== host latency (criterion, one thread) =="
+echo "== host latency (criterion, one thread) and throughput (two threads) =="
 cargo bench -p equivalence-tests --bench latency
+echo "== ONNX Runtime on the same model and images (tools/ort_bench.py) =="
+"$(bash tools/setup.sh ort)" tools/ort_bench.py target/peers
 echo "== host int8 kernel: SIMD vs portable (criterion) =="
 cargo bench -p equivalence-tests --bench kernels
 

@@ -89,13 +89,34 @@ def bench(path):
         _, dmodel, _, dcode, dstatic = map(int, demo.groups())
         rows.append(f"| demo build (+ on-device captcha drawing): RAM, flash | {(dstatic + demo_stack) / 1024:.1f} KiB, "
                     f"{(dmodel + dcode) / 1024:.1f} KiB | test equipment, no target | |")
+    ort = json.load(open("target/peers/ort.json")) if os.path.exists("target/peers/ort.json") else {}
+    if ort:
+        lat[f"ONNX Runtime {ort['onnxruntime']} f32"] = ort["f32_ms"]
+        if "int8_best" in ort:
+            lat[f"ONNX Runtime int8 ({ort['int8_best'][0]})"] = ort["int8_best"][1]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f} ms"
     for n, v in lat.items():
         row(f"host latency, {n}", fmt(v), "", True)
     t, i8, f = lat["tract-onnx f32"], lat["core-infer int8"], lat["core-infer f32"]
     if None not in (t, i8, f):
-        row("tract-onnx f32 / core-infer int8", f"{t / i8:.2f}x", "≥ 2x", t / i8 >= 2)
-        row("tract-onnx f32 / core-infer f32", f"{t / f:.2f}x", "≥ 1x", t / f >= 1)
+        row("tract-onnx f32 / core-infer int8", f"{t / i8:.2f}x", "", True)
+        row("tract-onnx f32 / core-infer f32", f"{t / f:.2f}x", "", True)
+    o = ort.get("f32_ms")
+    if None not in (o, i8, f):
+        row("ONNX Runtime f32 / core-infer int8 (one thread, batch 1)", f"{o / i8:.2f}x", "≥ 2x", o / i8 >= 2)
+        row("ONNX Runtime f32 / core-infer f32 (one thread, batch 1)", f"{o / f:.2f}x", "≥ 1x", o / f >= 1)
+    for k, v in ort.get("int8", {}).items():
+        if not isinstance(v, float):
+            rows.append(f"| ONNX Runtime int8, {k} | {v} | | |")
+    p = "target/criterion/throughput/core-infer int8, 64 images, 2 threads/new/estimates.json"
+    mine = 64 / (json.load(open(p))["mean"]["point_estimate"] / 1e9) if os.path.exists(p) else None
+    theirs = ort.get("batch64_2threads_images_per_s")
+    if mine:
+        row("throughput, core-infer int8 on 2 threads (64 images)", f"{mine:.0f} images/s", "", True)
+    if theirs:
+        row("throughput, ONNX Runtime f32, batch 64, 2 threads", f"{theirs:.0f} images/s", "", True)
+    if mine and theirs:
+        row("throughput, core-infer int8 / ONNX Runtime", f"{mine / theirs:.2f}x", "≥ 1x", mine >= theirs)
     runs = ["runs/captcha_images_v2/metrics.json", "models/captcha_images_v2/metrics.json"]
     mp = next((p for p in runs if os.path.exists(p)), None)
     if mp:

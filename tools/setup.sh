@@ -6,6 +6,7 @@
 #   tools/setup.sh firmware   only QEMU, the thumbv7em and thumbv7m targets and the Arm GNU C toolchain (the C example)
 #   tools/setup.sh pycaptcha  only the Python `captcha` library (for tools/pycaptcha.sh); prints its python
 #   tools/setup.sh styles     that Python and Debian fonts (for tools/stylecaptcha.sh); prints its python
+#   tools/setup.sh ort        ONNX Runtime from PyPI (the peer tools/bench.sh measures); prints its python
 #
 # libtorch comes from PyPI's torch wheel (the only source this machine reaches), installed into a venv
 # in a per-user cache keyed by version, so every clone of the project reuses it. The script then writes
@@ -15,6 +16,7 @@ set -euo pipefail
 TORCH_VERSION=2.13.0
 PYCAPTCHA_VERSION=0.7.1
 PILLOW_VERSION=13.0.0
+ORT_VERSION=1.31.1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CAPTCHA_OCR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/captcha-ocr}
 VENV=$CACHE/torch-$TORCH_VERSION
@@ -95,11 +97,19 @@ setup_styles() {
     setup_pycaptcha
 }
 
+# ONNX Runtime (and onnx, which its quantization tools need) for tools/ort_bench.py.
+setup_ort() {
+    local venv=$CACHE/onnxruntime-$ORT_VERSION
+    venv_install "$venv" "onnxruntime==$ORT_VERSION" onnx
+    echo "$venv/bin/python"
+}
+
 case "$what" in
     host) setup_host ;;
     firmware) setup_firmware ;;
     pycaptcha) setup_pycaptcha ;;
     styles) setup_styles ;;
+    ort) setup_ort ;;
     all) setup_host; setup_firmware ;;
-    *) echo "usage: $0 [host|firmware|pycaptcha|styles|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [host|firmware|pycaptcha|styles|ort|all]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,8 @@
 //! Single-image latency of the shipped model, one thread: core-infer f32 and int8, tract-onnx on the exported
-//! ONNX, and tch. `cargo bench -p equivalence-tests` (tools/bench.sh runs it and tabulates the results).
+//! ONNX, and tch; and throughput on two threads, 64 images at a time (core-infer int8, one `Model` shared).
+//! It also writes the exported ONNX and the same images, converted as the model file says, to
+//! `target/peers/` for ONNX Runtime (`tools/ort_bench.py`). `cargo bench -p equivalence-tests` (tools/bench.sh
+//! runs both and tabulates the results).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use equivalence_tests::{shipped_model, synthetic_images, workspace};
@@ -26,6 +29,7 @@ fn latency(c: &mut Criterion) {
     }
 
     let onnx = weights.to_onnx().expect("onnx");
+    write_peer_inputs(&model, &onnx);
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
@@ -38,6 +42,47 @@ fn latency(c: &mut Criterion) {
 
     group.bench_function("tch f32", |b| b.iter(|| model.logits(std::hint::black_box(&image), 1)));
     group.finish();
+
+    // 64 images on two threads, each with its own scratch, sharing one parsed model.
+    let batch = synthetic_images(BATCH);
+    let m = core_infer::Model::parse(&int8_bytes).expect("parse");
+    let mut group = c.benchmark_group("throughput");
+    group.sample_size(10);
+    group.bench_function("core-infer int8, 64 images, 2 threads", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for half in [0..BATCH / 2, BATCH / 2..BATCH] {
+                    let (m, batch) = (&m, &batch);
+                    s.spawn(move || {
+                        let mut scratch = vec![0u8; m.scratch_bytes()];
+                        for i in half {
+                            m.recognize(batch.image(i), &mut scratch).expect("run");
+                        }
+                    });
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Images per throughput run (and per ONNX Runtime batch).
+const BATCH: usize = 64;
+
+/// `target/peers/`: `model.onnx` and `images.f32`, [`BATCH`] test images (the first is the latency image)
+/// as the network sees them (the model's input conversion applied, then / 255; little-endian f32,
+/// `[BATCH, 1, H, W]`), with `shape.json`.
+fn write_peer_inputs(model: &host_trainer::model::Trained, onnx: &[u8]) {
+    let dir = workspace().join("target/peers");
+    std::fs::create_dir_all(&dir).expect("target/peers");
+    let data = synthetic_images(BATCH);
+    let x = host_trainer::model::images_tensor(&model.spec, &data.pixels, BATCH);
+    let values = Vec::<f32>::try_from(x.reshape([-1])).expect("floats");
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(dir.join("model.onnx"), onnx).expect("model.onnx");
+    std::fs::write(dir.join("images.f32"), bytes).expect("images.f32");
+    let shape = format!(r#"{{"n": {BATCH}, "h": {}, "w": {}}}"#, model.spec.height, model.spec.width);
+    std::fs::write(dir.join("shape.json"), shape).expect("shape.json");
 }
 
 criterion_group!(benches, latency);

@@ -10,15 +10,27 @@ fn main() {
     // One memory map per board: the mps2 boards of the M3, M4 and M7 share one; the M33's mps2-an505 puts
     // its memories elsewhere. (Not named memory.x in the package root: the linker would find that one
     // first, in its working directory.) Armv8-M also guards the stack differently (src/stack.rs).
+    // The Cortex-M55 (the `mve` feature: Helium is the M55's) runs on mps3-an547, with yet another map.
     let target = std::env::var("TARGET").unwrap_or_default();
     let armv8m = target.starts_with("thumbv8m");
-    let map = if armv8m { "memory/mps2-an505.x" } else { "memory/mps2.x" };
+    let an547 = std::env::var_os("CARGO_FEATURE_MVE").is_some();
+    let map = if an547 {
+        "memory/mps3-an547.x"
+    } else if armv8m {
+        "memory/mps2-an505.x"
+    } else {
+        "memory/mps2.x"
+    };
     std::fs::copy(manifest.join(map), out.join("memory.x")).expect(map);
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={map}");
     println!("cargo::rustc-check-cfg=cfg(armv8m)");
+    println!("cargo::rustc-check-cfg=cfg(an547)");
     if armv8m {
         println!("cargo:rustc-cfg=armv8m");
+    }
+    if an547 {
+        println!("cargo:rustc-cfg=an547");
     }
 
     println!("cargo:rerun-if-env-changed=CRNN_MODEL");

@@ -14,7 +14,9 @@
 #                            flash, RAM); exits non-zero unless every core's output matches expected.txt
 # --core CORE (run, profile, test): m4 (default; thumbv7em-none-eabihf, DSP kernels, QEMU mps2-an386),
 #   m7 (the same build on mps2-an500's Cortex-M7), m3 (thumbv7m-none-eabi, portable kernels, mps2-an385),
-#   m33 (thumbv8m.main-none-eabihf with the DSP extension, DSP kernels, mps2-an505's memory map: memory-m33.x).
+#   m33 (thumbv8m.main-none-eabihf with the DSP extension, DSP kernels, mps2-an505's memory map:
+#   memory/mps2-an505.x), m55 (thumbv8m.main-none-eabihf with target-cpu cortex-m55, the Helium kernels with
+#   the DSP ones, QEMU mps3-an547: memory/mps3-an547.x).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/firmware-example"
@@ -28,7 +30,7 @@ CORE=m4
 args=()
 while [ $# -gt 0 ]; do
     case $1 in
-    --core) CORE=${2:?--core needs a core: m3, m4, m7 or m33}; shift 2 ;;
+    --core) CORE=${2:?--core needs a core: m3, m4, m7, m33 or m55}; shift 2 ;;
     *) args+=("$1"); shift ;;
     esac
 done
@@ -39,14 +41,19 @@ m4) triple=thumbv7em-none-eabihf machine=mps2-an386 cpu=cortex-m4 dsp=1 ;;
 m7) triple=thumbv7em-none-eabihf machine=mps2-an500 cpu=cortex-m7 dsp=1 ;;
 m3) triple=thumbv7m-none-eabi machine=mps2-an385 cpu=cortex-m3 dsp= ;;
 m33) triple=thumbv8m.main-none-eabihf machine=mps2-an505 cpu=cortex-m33 dsp=1 ;;
-*) echo "unknown core '$CORE': supported m3, m4, m7, m33 (not yet: m55, rv32)" >&2; exit 2 ;;
+m55) triple=thumbv8m.main-none-eabihf machine=mps3-an547 cpu=cortex-m55 dsp=1 mve=1
+    # The same Rust target as the M33's, compiled for the M55 (Helium): cargo appends this to the
+    # target's rustflags in .cargo/config.toml, and the last target-cpu wins.
+    export CARGO_TARGET_THUMBV8M_MAIN_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m55" ;;
+*) echo "unknown core '$CORE': supported m3, m4, m7, m33, m55 (not yet: rv32)" >&2; exit 2 ;;
 esac
 export THUMB_TARGET=$triple QEMU_MACHINE=$machine QEMU_CPU=$cpu
 # Build directories: the thumbv7em builds (M4, M7: the same ELF) in target/, other targets beside.
 base=target
 [ "$triple" = thumbv7em-none-eabihf ] || base=target/$CORE
-demo=(--no-default-features --features "draw,self-test${dsp:+,dsp}")
-product=(--no-default-features ${dsp:+--features dsp})
+kernels=${dsp:+dsp}${mve:+,mve}
+demo=(--no-default-features --features "draw,self-test${kernels:+,$kernels}")
+product=(--no-default-features ${kernels:+--features $kernels})
 
 # sizes ELF LABEL: flash and static RAM of one build.
 sizes() {
@@ -96,7 +103,7 @@ profile)
     ;;
 test)
     log=$(mktemp)
-    echo "core $CORE: $triple on QEMU $machine ($cpu)${dsp:+, DSP kernels}"
+    echo "core $CORE: $triple on QEMU $machine ($cpu)${dsp:+, DSP kernels}${mve:+ and Helium kernels}"
     CARGO_TARGET_DIR=$base cargo_thumb run --release "${demo[@]}" | tee "$log"
     check_calibration "$log"
     outputs_match "$log" "firmware"
@@ -151,7 +158,7 @@ matrix)
     # `test` per core; the table from each run's product-build lines.
     fail=0
     rows=()
-    for core in m3 m4 m7 m33; do
+    for core in m3 m4 m7 m33 m55; do
         log=$(mktemp)
         start=$(date +%s)
         if bash "$ROOT/tools/firmware.sh" test --core "$core" >"$log" 2>&1; then status=matches; else status=FAIL; fail=1; fi
@@ -171,8 +178,8 @@ matrix)
     echo "| core | build | instructions per inference (product build) | flash bytes (product, test images apart) | RAM bytes (statics + stack high-water) | output vs expected.txt | time |"
     echo "|---|---|---:|---:|---:|---|---:|"
     printf '%s\n' "${rows[@]}"
-    echo "(not yet ported: m55 with Helium on mps3-an547, rv32 on qemu-system-riscv32 virt)"
+    echo "(not yet ported: rv32 on qemu-system-riscv32 virt)"
     exit "$fail"
     ;;
-*) echo "usage: $0 [run|profile|test|matrix] [--core m3|m4|m7|m33]" >&2; exit 2 ;;
+*) echo "usage: $0 [run|profile|test|matrix] [--core m3|m4|m7|m33|m55]" >&2; exit 2 ;;
 esac

@@ -37,7 +37,8 @@ def elf_sizes(elf, model, images, label):
     strtab = secs[shstrndx][4]
     name = lambda s: d[strtab + s[0]: d.index(b'\0', strtab + s[0])].decode()
     size = {name(s): s[5] for s in secs}
-    flash = sum(size.get(n, 0) for n in ('.vector_table', '.text', '.rodata', '.data'))
+    # `.assets`: the model and the test images (in flash, or on the M55's board in the SRAM standing for it)
+    flash = sum(size.get(n, 0) for n in ('.vector_table', '.text', '.rodata', '.assets', '.data'))
     ram = sum(size.get(n, 0) for n in ('.data', '.bss', '.uninit'))
     print(f"{label}: flash {flash} bytes (model {model}, test images {images}, code and the rest {flash - model - images}); "
           f"static RAM {ram} bytes (of 128 KiB; the stack takes the rest)")

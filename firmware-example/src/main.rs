@@ -32,8 +32,16 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 
-static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.crnn"));
-static IMAGES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/images.bin"));
+// The model and the test images go to the `.assets` section, which each board's memory map places:
+// in flash after the code on the mps2 boards, in the larger SRAM on the M55's (its ITCM is 512 KiB).
+#[link_section = ".assets"]
+static MODEL_BYTES: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/model.crnn")).len()] =
+    *include_bytes!(concat!(env!("OUT_DIR"), "/model.crnn"));
+#[link_section = ".assets"]
+static IMAGE_BYTES_ALL: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/images.bin")).len()] =
+    *include_bytes!(concat!(env!("OUT_DIR"), "/images.bin"));
+static MODEL: &[u8] = &MODEL_BYTES;
+static IMAGES: &[u8] = &IMAGE_BYTES_ALL;
 static LABELS: &str = include_str!(concat!(env!("OUT_DIR"), "/labels.txt"));
 
 /// Working memory of the network: the model reports what it needs; a larger model is refused.

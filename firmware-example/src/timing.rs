@@ -2,7 +2,8 @@
 //!
 //! Under `qemu-system-arm -icount shift=0` every instruction takes 1 ns of virtual time, and the mps2
 //! boards' SysTick on the core clock runs at 25 MHz: one tick is 40 instructions
-//! ([`INSTRUCTIONS_PER_TICK`]; on mps2-an505, the Cortex-M33's board, 20 MHz: 50). That constant is not taken on trust: [`calibrate`] times a loop whose
+//! ([`INSTRUCTIONS_PER_TICK`]; on mps2-an505, the Cortex-M33's board, 20 MHz: 50; on mps3-an547, the
+//! M55's, 32 MHz: 31.25). That constant is not taken on trust: [`calibrate`] times a loop whose
 //! instruction count is known from its code, the firmware prints both numbers, and it fails (as does
 //! `tools/firmware.sh test`) unless they agree. QEMU's DWT cycle counter reads 0, so it is not used.
 //! On a board the same code counts core clock cycles / 40, and the calibration line then shows the
@@ -18,12 +19,16 @@ use cortex_m_rt::exception;
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 const RELOAD: u32 = 0x00FF_FFFF;
 /// 1 ns per instruction (icount shift 0) × 25 MHz SysTick = 40 instructions per tick (mps2-an385,
-/// an386, an500); checked by [`calibrate`] at every start.
+/// an386, an500); checked by [`calibrate`] at every start. A ratio, `INSTRUCTIONS_PER_TICK.0 /
+/// INSTRUCTIONS_PER_TICK.1`, since not every board's clock divides 1 GHz.
 #[cfg(not(armv8m))]
-pub const INSTRUCTIONS_PER_TICK: u64 = 40;
-/// mps2-an505 (the Armv8-M build's board) clocks its SysTick at 20 MHz: 50 instructions per tick.
-#[cfg(armv8m)]
-pub const INSTRUCTIONS_PER_TICK: u64 = 50;
+pub const INSTRUCTIONS_PER_TICK: (u64, u64) = (40, 1);
+/// mps2-an505 (the Cortex-M33's board) clocks its SysTick at 20 MHz: 50 instructions per tick.
+#[cfg(all(armv8m, not(an547)))]
+pub const INSTRUCTIONS_PER_TICK: (u64, u64) = (50, 1);
+/// mps3-an547 (the Cortex-M55's board) clocks it at 32 MHz: 31.25 instructions per tick.
+#[cfg(an547)]
+pub const INSTRUCTIONS_PER_TICK: (u64, u64) = (125, 4);
 
 pub struct Timer {
     syst: Option<SYST>,
@@ -63,7 +68,8 @@ impl Timer {
 
     /// Instructions since [`Timer::start`], to one tick ([`INSTRUCTIONS_PER_TICK`]).
     pub fn now(&mut self) -> u64 {
-        (self.raw() - self.base) * INSTRUCTIONS_PER_TICK
+        let (num, den) = INSTRUCTIONS_PER_TICK;
+        (self.raw() - self.base) * num / den
     }
 
     pub fn stop(&mut self) {
@@ -125,6 +131,6 @@ pub fn calibrate(timer: &mut Timer) -> Calibration {
         known,
         measured: (end - start).saturating_sub(overhead),
         overhead,
-        tolerance: 4 * INSTRUCTIONS_PER_TICK + 2,
+        tolerance: 4 * INSTRUCTIONS_PER_TICK.0.div_ceil(INSTRUCTIONS_PER_TICK.1) + 2,
     }
 }

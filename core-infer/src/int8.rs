@@ -80,6 +80,11 @@ impl Mac for LinearI8<'_> {
         let len = self.segments * self.q.cin;
         dot_rows(self.q.w.get(o * len..).unwrap_or(&[]), len, block, cols, acc);
     }
+    #[cfg(all(feature = "mve", target_arch = "arm"))]
+    fn dense_rows(&self, o: usize, xs: &[i8], n_in: usize, cols: usize, acc: &mut [[i32; 4]]) -> bool {
+        let len = self.segments * self.q.cin;
+        len == n_in && kernels::mve::rows(self.q.w.get(o * len..).unwrap_or(&[]), len, xs, cols, self.zp_in, acc)
+    }
     fn finish(&self, o: usize, acc: i32) -> i8 {
         self.output(acc, I32s::new(self.q.mult).get(o), I32s::new(self.q.shift).get(o))
     }
@@ -99,6 +104,10 @@ impl Mac for LinearI8<'_> {
     }
     fn gather(&self, block: &mut [i16], cols: usize, col: usize, k0: usize, x: &[i8]) {
         put_inputs(block, cols, col, k0, x, self.zp_in);
+    }
+    #[cfg(all(feature = "mve", target_arch = "arm"))]
+    fn conv_pool_kernel(&self, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+        self.segments == 9 && kernels::conv_pool_int8(&self.q, self.zp_in, cols, out)
     }
     #[cfg(target_arch = "x86_64")]
     fn conv_pool_kernel(&self, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {

@@ -97,6 +97,14 @@ pub trait Mac {
     /// `acc[r][c] +=` the dot product of output `o + r`'s weights (all its segments, in order) with
     /// column `c` of `block` (`cols` ≤ 4 columns), for the `acc.len()` ≤ [`ROWS_AT_ONCE`] outputs from `o`.
     fn mac_rows(&self, o: usize, block: &[Self::In], cols: usize, acc: &mut [[Self::Acc; 4]]);
+    /// [`Mac::mac_rows`] of a dense layer on its activations as they are (`xs`: the `cols` columns of
+    /// `n_in` values one after the other), by a kernel of this precision on this target that needs no
+    /// block, where there is one (Arm int8 with Helium). Returns whether it ran (by default it does not,
+    /// and [`dense`] loads the block for `mac_rows`, its reference).
+    fn dense_rows(&self, o: usize, xs: &[Self::Act], n_in: usize, cols: usize, acc: &mut [[Self::Acc; 4]]) -> bool {
+        let _ = (o, xs, n_in, cols, acc);
+        false
+    }
     /// Output `o`'s activation from its accumulator (ReLU, requantization). Monotonic in `acc`, so
     /// max-pooling accumulators equals max-pooling activations.
     fn finish(&self, o: usize, acc: Self::Acc) -> Self::Act;
@@ -303,14 +311,21 @@ pub fn dense<M: Mac>(layer: &M, xs: &[M::Act], n_in: usize, block: &mut [M::In],
     for (c, x) in columns.iter_mut().zip(xs.chunks_exact(n_in.max(1))) {
         *c = x;
     }
-    load(block, n_in, columns.get(..cols).unwrap_or(&[]), M::LANES, |a| layer.input(a));
+    let xs = xs.get(..cols * n_in).unwrap_or(&[]);
+    let mut loaded = false; // (the block is loaded only if a pass needs it)
     let mut acc = [[layer.init(0); 4]; ROWS_AT_ONCE];
     for q in (0..outputs).step_by(ROWS_AT_ONCE) {
         let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(outputs - q)) else { return };
         for (r, a) in (q..).zip(acc.iter_mut()) {
             *a = [layer.init(r); 4];
         }
-        layer.mac_rows(q, block, cols, acc);
+        if !layer.dense_rows(q, xs, n_in, cols, acc) {
+            if !loaded {
+                load(block, n_in, columns.get(..cols).unwrap_or(&[]), M::LANES, |a| layer.input(a));
+                loaded = true;
+            }
+            layer.mac_rows(q, block, cols, acc);
+        }
         for (c, out) in out.chunks_exact_mut(outputs).enumerate().take(cols) {
             let Some(out) = out.get_mut(q..q + acc.len()) else { return };
             for (r, (v, a)) in out.iter_mut().zip(&*acc).enumerate() {

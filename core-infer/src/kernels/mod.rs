@@ -8,6 +8,8 @@
 //!   the LSTM gate requantization and cells), `vnni.rs` (`vpdpbusd` on unsigned bytes, AVX-VNNI or
 //!   AVX512-VNNI: conv2 + pool and the LSTM products); chosen at run time by CPUID (`cpufeatures`, no std).
 //! - `arm/dsp.rs`: the Armv7E-M DSP kernels (SMLAD, SXTB16 through `asm!`; the `dsp` feature).
+//! - `arm/mve.rs`: the Cortex-M55's Helium kernels (VMLADAVA on int8 through `asm!`; the `mve` feature, which
+//!   keeps the DSP kernels for the rest): the conv windows and the LSTM products.
 //!
 //! This module is the selection point: each function below runs the fastest kernel this target (and CPU)
 //! has for as much of the work as it takes, then finishes the rest (a partial last group, rows or units
@@ -19,6 +21,9 @@ use crate::block::{block_len, load};
 
 #[cfg(all(feature = "dsp", target_arch = "arm"))]
 mod arm;
+/// The Helium kernels themselves, for the firmware's start-up self-test.
+#[cfg(all(feature = "mve", target_arch = "arm"))]
+pub use arm::mve;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -146,6 +151,20 @@ pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8],
     }
 }
 
+/// A whole conv 3×3 + 2×2 max-pool column (`net::conv_pool`'s arguments but the block, its results exactly)
+/// by a kernel of this target where it has one for the layer: the Helium window kernel with the `mve`
+/// feature on Arm. Returns whether it ran. (x86-64's two are chosen in `crate::int8`, per layer.)
+#[inline]
+pub fn conv_pool_int8(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    #[cfg(all(feature = "mve", target_arch = "arm"))]
+    return arm::mve::conv_pool(q, zp_in, cols, out);
+    #[cfg(not(all(feature = "mve", target_arch = "arm")))]
+    {
+        let _ = (q, zp_in, cols, out);
+        false
+    }
+}
+
 /// Whether every shift of `q` (its `outputs` of them) takes [`requantize`]'s one-word form (−31..=−2):
 /// the fused conv window ([`pooled_rows`]) requires it.
 pub fn one_word_shifts(q: &QuantLinear<'_>) -> bool {
@@ -194,18 +213,29 @@ fn dot_rows_generic(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[
 /// The inputs of one dot-product pass, prepared once for all weight rows: a [block](crate::block) of
 /// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI or AVX512-VNNI the columns one after the
 /// other as unsigned bytes `x ⊕ 0x80` with the offset `128 + zp` (`x86_64::vnni::rows4_u8`: half the bytes, no
-/// widening).
+/// widening), or with the Cortex-M55's Helium kernels the columns one after the other as they are, int8,
+/// with their zero point (`arm::mve::rows`).
 pub enum Prepared<'b> {
     Block(&'b [i16]),
     #[cfg(target_arch = "x86_64")]
     Bytes(&'b [u8], i32),
+    #[cfg(all(feature = "mve", target_arch = "arm"))]
+    Int8(&'b [i8], i32),
 }
 
 /// Prepares `columns` (`n` int8 inputs each, zero point `zp`) in `block` (at least [`block_len`]`(n,
 /// columns.len())` slots; `None` if shorter): as bytes where [`dot_prepared`] has the kernel for them (x86-64
-/// with a VNNI extension, `n` a multiple of 32), else as a block.
+/// with a VNNI extension, `n` a multiple of 32; Helium, 1 to 4 columns), else as a block.
 pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -> Option<Prepared<'b>> {
     let block = block.get_mut(..block_len(n, columns.len()))?;
+    #[cfg(all(feature = "mve", target_arch = "arm"))]
+    if n > 0 && (1..=4).contains(&columns.len()) {
+        let bytes = bytemuck::cast_slice_mut::<i16, i8>(block).get_mut(..n * columns.len())?;
+        for (dst, x) in bytes.chunks_exact_mut(n).zip(columns) {
+            dst.copy_from_slice(x.get(..n)?);
+        }
+        return Some(Prepared::Int8(bytes, zp));
+    }
     #[cfg(target_arch = "x86_64")]
     if n.is_multiple_of(32) && x86_64::vnni::DotBytes::get().is_some() {
         let bytes = bytemuck::cast_slice_mut::<i16, u8>(block).get_mut(..n * columns.len())?;
@@ -221,11 +251,24 @@ pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -
 }
 
 /// [`dot_rows`] on [`prepare`]d inputs: the unsigned-byte kernel for four rows of 1 or 2 columns, else a
-/// plain loop over the bytes (fewer rows; never on the seed's model).
+/// plain loop over the bytes (fewer rows; never on the seed's model); the Helium kernel for int8 columns,
+/// else the definition (rows shorter than the weights say; never on a checked model).
 #[inline(always)]
 pub fn dot_prepared(w: &[u8], k: usize, x: &Prepared<'_>, cols: usize, acc: &mut [[i32; 4]]) {
     match x {
         Prepared::Block(block) => dot_rows(w, k, block, cols, acc),
+        #[cfg(all(feature = "mve", target_arch = "arm"))]
+        &Prepared::Int8(bytes, zp) => {
+            if !arm::mve::rows(w, k, bytes, cols, zp, acc) {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let row = w.get(r * k..(r + 1) * k).unwrap_or(&[]);
+                    for (a, x) in a.iter_mut().zip(bytes.chunks_exact(k.max(1))).take(cols) {
+                        let dot = row.iter().zip(x).map(|(&w, &x)| i32::from(w as i8) * (i32::from(x) - zp));
+                        *a = dot.fold(*a, i32::wrapping_add);
+                    }
+                }
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         &Prepared::Bytes(bytes, offset) => {
             if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {

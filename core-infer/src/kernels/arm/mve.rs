@@ -1,0 +1,264 @@
+//! Cortex-M55 (Armv8.1-M) Helium kernels, behind the `mve` feature (built with `-C target-cpu=cortex-m55`).
+//!
+//! One instruction does the work: `VMLADAVA.S8 Rda, Qn, Qm` multiplies 16 int8 weights by 16 int8 inputs
+//! and adds the 16 products to a scalar i32 accumulator. The inputs stay int8 as they are (no widening
+//! to i16, unlike the DSP kernels' blocks): `Σ w · (x − zp)` is computed as `Σ w · x − zp · Σ w`, with
+//! `Σ w` from `VADDVA.S8` (once per conv column; skipped for a zero point 0); in wrapping i32 arithmetic the two are equal, so every result
+//! is the reference kernels' bit for bit (the firmware's self-test compares them at every start). The
+//! loops are tail-predicated (`DLSTP.8` / `LETP`): any length, the last 16-byte step masked, no bytes read
+//! past the slices.
+//!
+//! Here: [`rows`], weight rows against 1 to 4 int8 columns (the LSTM products, through
+//! [`crate::kernels::dot_prepared`]), and [`conv_pool`], a conv 3×3 + 2×2 max-pool window by window
+//! (conv2). Per 16 inputs and four columns: one weight load, four input loads and four `VMLADAVA`, 10
+//! instructions with the loop's `LETP` for 64 multiply-adds (the DSP kernels take 52).
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+
+use crate::format::le::Le;
+use crate::kernels::reference::requantize;
+use crate::kernels::QuantLinear;
+
+/// `Σ_j w[j] · x_c[j]` over `j < k` for one weight row against four columns.
+///
+/// # Safety
+/// `k ≥ 1`; `w` and each `x[c]` are valid for `k` byte reads.
+#[inline(always)]
+unsafe fn row_cols4(w: *const u8, k: usize, x: [*const i8; 4]) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // SAFETY (caller): the loop reads `k` bytes from each pointer, the last step predicated to what is left.
+    // VMLADAVA takes even accumulator registers: r0, r2, r4, r8.
+    unsafe {
+        asm!(
+            "dlstp.8 lr, {k}",
+            "2:",
+            "vldrb.8 q0, [{w}], #16",
+            "vldrb.8 q1, [{x0}], #16",
+            "vmladava.s8 r0, q0, q1",
+            "vldrb.8 q2, [{x1}], #16",
+            "vmladava.s8 r2, q0, q2",
+            "vldrb.8 q3, [{x2}], #16",
+            "vmladava.s8 r4, q0, q3",
+            "vldrb.8 q1, [{x3}], #16",
+            "vmladava.s8 r8, q0, q1",
+            "letp lr, 2b",
+            k = in(reg) k,
+            w = inout(reg) w => _,
+            x0 = inout(reg) x[0] => _,
+            x1 = inout(reg) x[1] => _,
+            x2 = inout(reg) x[2] => _,
+            x3 = inout(reg) x[3] => _,
+            inout("r0") a0,
+            inout("r2") a1,
+            inout("r4") a2,
+            inout("r8") a3,
+            out("lr") _,
+            out("q0") _,
+            out("q1") _,
+            out("q2") _,
+            out("q3") _,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// `Σ_j w[j]` over `j < k` (signed bytes).
+///
+/// # Safety
+/// `k ≥ 1`; `w` is valid for `k` byte reads.
+#[inline(always)]
+unsafe fn weight_sum(w: *const u8, k: usize) -> i32 {
+    let mut sum = 0i32;
+    // SAFETY (caller): as in `row_cols4`.
+    unsafe {
+        asm!(
+            "dlstp.8 lr, {k}",
+            "2:",
+            "vldrb.8 q0, [{w}], #16",
+            "vaddva.s8 r0, q0",
+            "letp lr, 2b",
+            k = in(reg) k,
+            w = inout(reg) w => _,
+            inout("r0") sum, // (an even register, as VADDVA requires)
+            out("lr") _,
+            out("q0") _,
+            options(nostack, readonly),
+        );
+    }
+    sum
+}
+
+/// `dst[..n] = src[..n]` by 16-byte vectors, or `dst[..n] = value` with no `src`.
+///
+/// # Safety
+/// `n ≥ 1`; `dst` valid for `n` byte writes, `src` (when given) for `n` byte reads.
+#[inline(always)]
+unsafe fn copy_or_fill(dst: *mut i8, src: Option<*const i8>, value: i8, n: usize) {
+    // SAFETY (caller): the loops write (and read) `n` bytes, the last step predicated to what is left.
+    unsafe {
+        match src {
+            Some(src) => asm!(
+                "dlstp.8 lr, {n}",
+                "2:",
+                "vldrb.8 q0, [{src}], #16",
+                "vstrb.8 q0, [{dst}], #16",
+                "letp lr, 2b",
+                n = in(reg) n,
+                src = inout(reg) src => _,
+                dst = inout(reg) dst => _,
+                out("lr") _,
+                out("q0") _,
+                options(nostack),
+            ),
+            None => asm!(
+                "vdup.8 q0, {v}",
+                "dlstp.8 lr, {n}",
+                "2:",
+                "vstrb.8 q0, [{dst}], #16",
+                "letp lr, 2b",
+                v = in(reg) i32::from(value),
+                n = in(reg) n,
+                dst = inout(reg) dst => _,
+                out("lr") _,
+                out("q0") _,
+                options(nostack),
+            ),
+        }
+    }
+}
+
+/// `Σ_j w_r[j] · x[j]` over `j < k` for four weight rows against one column.
+///
+/// # Safety
+/// `k ≥ 1`; each `w[r]` and `x` are valid for `k` byte reads.
+#[inline(always)]
+unsafe fn rows4_col1(w: [*const u8; 4], k: usize, x: *const i8) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // SAFETY (caller): as in `row_cols4`.
+    unsafe {
+        asm!(
+            "dlstp.8 lr, {k}",
+            "2:",
+            "vldrb.8 q0, [{x}], #16",
+            "vldrb.8 q1, [{w0}], #16",
+            "vmladava.s8 r0, q1, q0",
+            "vldrb.8 q2, [{w1}], #16",
+            "vmladava.s8 r2, q2, q0",
+            "vldrb.8 q3, [{w2}], #16",
+            "vmladava.s8 r4, q3, q0",
+            "vldrb.8 q1, [{w3}], #16",
+            "vmladava.s8 r8, q1, q0",
+            "letp lr, 2b",
+            k = in(reg) k,
+            x = inout(reg) x => _,
+            w0 = inout(reg) w[0] => _,
+            w1 = inout(reg) w[1] => _,
+            w2 = inout(reg) w[2] => _,
+            w3 = inout(reg) w[3] => _,
+            inout("r0") a0,
+            inout("r2") a1,
+            inout("r4") a2,
+            inout("r8") a3,
+            out("lr") _,
+            out("q0") _,
+            out("q1") _,
+            out("q2") _,
+            out("q3") _,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// `acc[r][c] += Σ_j w_r[j] · (x_c[j] − zp)` (wrapping) for the weight rows `w_r = w[r·k ..][..k]`
+/// (`r < acc.len()`) and the columns `x_c = x[c·k ..][..k]` (`c < cols`): what
+/// [`crate::kernels::dot_prepared`] computes on columns prepared as int8. One column with zero point 0
+/// (the LSTMs' recurrent half) goes four rows per pass, each input load serving them all; otherwise row by
+/// row against all the columns. Returns false, doing nothing, unless `k ≥ 1`, `cols` is 1 to 4 and the
+/// slices hold what the shapes say.
+pub fn rows(w: &[u8], k: usize, x: &[i8], cols: usize, zp: i32, acc: &mut [[i32; 4]]) -> bool {
+    if k == 0 || !(1..=4).contains(&cols) || x.len() < cols * k || w.len() < acc.len() * k {
+        return false;
+    }
+    let wp = w.as_ptr();
+    let column = |c: usize| x[(c.min(cols - 1)) * k..].as_ptr();
+    let mut r = 0;
+    if cols == 1 && zp == 0 {
+        while r + 4 <= acc.len() {
+            // SAFETY: rows r..r + 4 end within `w` (checked above), and the column holds `k` bytes.
+            let sums = unsafe { rows4_col1(core::array::from_fn(|i| wp.add((r + i) * k)), k, column(0)) };
+            for (a, s) in acc[r..r + 4].iter_mut().zip(sums) {
+                a[0] = a[0].wrapping_add(s);
+            }
+            r += 4;
+        }
+    }
+    for (r, a) in acc.iter_mut().enumerate().skip(r) {
+        // (missing columns repeat the last one: their sums are dropped)
+        // SAFETY: row r ends within `w`, and every column pointer has `k` bytes after it (checked above).
+        let sums = unsafe { row_cols4(wp.add(r * k), k, core::array::from_fn(column)) };
+        // SAFETY: as above.
+        let offset = if zp == 0 { 0 } else { zp.wrapping_mul(unsafe { weight_sum(wp.add(r * k), k) }) };
+        for (a, s) in a.iter_mut().zip(sums).take(cols) {
+            *a = a.wrapping_add(s.wrapping_sub(offset));
+        }
+    }
+    true
+}
+
+/// Longest patch (`9 · cin`) [`conv_pool`] takes: its four patches live on the stack (2.3 KiB; on
+/// Armv8-M the stack limit register catches an overflow whatever the frame's size).
+pub const CONV_MAX_K: usize = 9 * 64;
+
+/// Most output channels [`conv_pool`] takes (their offsets `bias − zp · Σ w` live on the stack).
+pub const CONV_MAX_OUT: usize = 128;
+
+/// A conv 3×3 + 2×2 max-pool for one pooled column, as `net::conv_pool` takes it (`cols`: the input
+/// columns x − 1 ..= x + 2, `None` outside the image; `out`: the pooled rows' channels) and with exactly
+/// its results: per window, the four 3×3×cin patches cut as int8 (the input zero point `zp_in` outside
+/// the image, whose `x − zp_in` is the generic path's zero), then per output channel one pass over its
+/// weights against the four patches, the largest sum requantized. Returns false, doing nothing, for
+/// fewer than 16 input channels (conv1: the DSP kernels take its nine-tap rows in fewer instructions),
+/// patches longer than [`CONV_MAX_K`], more than [`CONV_MAX_OUT`] outputs or tensors shorter than the
+/// shapes say.
+pub fn conv_pool(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    let (n, cin) = (q.outputs, q.cin);
+    let k = 9 * cin;
+    if n == 0 || n > CONV_MAX_OUT || cin < 16 || k > CONV_MAX_K || q.w.len() < n * k {
+        return false;
+    }
+    if q.bias.len() < 4 * n || q.mult.len() < 4 * n || q.shift.len() < 4 * n {
+        return false;
+    }
+    let (mult, shift) = (Le::<i32>::new(q.mult), Le::<i32>::new(q.shift));
+    // Each channel's sum before its products: bias − zp · Σ w (wrapping), once per column.
+    let mut base = [0i32; CONV_MAX_OUT];
+    for ((o, b), bias) in base.iter_mut().enumerate().zip(Le::<i32>::new(q.bias).from(0)).take(n) {
+        // SAFETY: output o's weights are `w[o·k ..][..k]`, within `w` (checked above).
+        *b = bias.wrapping_sub(zp_in.wrapping_mul(unsafe { weight_sum(q.w.as_ptr().add(o * k), k) }));
+    }
+    let pad = zp_in as i8; // zp checked to be in -128..=127 at load
+    let mut patches = [[0i8; CONV_MAX_K]; 4];
+    for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
+        // Patch j is conv position (row 2i + j % 2, column j / 2 of the window); its tap (ky, kx) is input
+        // row 2i + j % 2 + ky − 1 of column j / 2 + kx.
+        for (j, patch) in patches.iter_mut().enumerate() {
+            for (seg, dst) in patch.chunks_exact_mut(cin).take(9).enumerate() {
+                let (y, col) = (2 * i + j % 2 + seg / 3, cols.get(j / 2 + seg % 3).copied().flatten());
+                let src = y.checked_sub(1).and_then(|iy| col?.get(iy * cin..(iy + 1) * cin));
+                // SAFETY: `dst` and `src` (when there is one) hold `cin` ≥ 16 bytes.
+                unsafe { copy_or_fill(dst.as_mut_ptr(), src.map(<[i8]>::as_ptr), pad, cin) };
+            }
+        }
+        let p = patches.each_ref().map(|p| p.as_ptr());
+        for ((o, v), &base) in out_row.iter_mut().enumerate().zip(&base) {
+            // SAFETY: output o's weights are within `w` (checked above); each patch holds CONV_MAX_K ≥ k bytes.
+            let sums = unsafe { row_cols4(q.w.as_ptr().add(o * k), k, p) };
+            let best = sums.iter().map(|&s| base.wrapping_add(s)).fold(i32::MIN, i32::max);
+            *v = q.zp_out.saturating_add(requantize(best, mult.get(o), shift.get(o))).clamp(q.lo, 127) as i8;
+        }
+    }
+    true
+}

@@ -9,7 +9,8 @@
 //! 4. with the `draw` feature (on by default): writes a picture of what it saw (`device-view.pgm`), and
 //!    draws captchas itself with the shared `no_std` generator, reads them and reports the accuracy.
 //!    Like the embedded test images, this is test equipment, and so is the `self-test` feature (on by
-//!    default: the DSP kernels checked against the portable ones at every start): without both
+//!    default: the DSP kernels checked against the portable ones at every start, and on the Cortex-M55 the
+//!    Helium kernels against their definitions: `helium_test`): without both
 //!    (`--no-default-features`) the firmware is the model, the inference and the checks alone, the
 //!    footprint a product would ship.
 //!
@@ -21,6 +22,8 @@
 #![no_std]
 #![no_main]
 
+#[cfg(all(feature = "self-test", feature = "mve"))]
+mod helium_test;
 #[cfg(feature = "draw")]
 mod picture;
 #[cfg(feature = "profile")]
@@ -247,6 +250,11 @@ fn run() -> bool {
     #[cfg(feature = "self-test")]
     if let Some(n) = kernel_self_test() {
         defmt::error!("int8 dot kernel differs from the portable one at case {=usize}", n);
+        return false;
+    }
+    #[cfg(all(feature = "self-test", feature = "mve"))]
+    if let Some(kernel) = helium_test::run() {
+        defmt::error!("Helium kernel {=str} differs from its definition", kernel);
         return false;
     }
     let arch = *model.arch();

@@ -152,12 +152,12 @@ pub fn pooled_rows(q: &QuantLinear<'_>, k: usize, block: &[i16], out: &mut [i8],
 }
 
 /// A whole conv 3×3 + 2×2 max-pool column (`net::conv_pool`'s arguments but the block, its results exactly)
-/// by a kernel of this target where it has one for the layer: the Helium window kernel with the `mve`
-/// feature on Arm. Returns whether it ran. (x86-64's two are chosen in `crate::int8`, per layer.)
+/// by a kernel of this target where it has one for the layer: the Helium window kernels with the `mve`
+/// feature on Arm (one for many input channels, one for a single one). Returns whether it ran. (x86-64's two are chosen in `crate::int8`, per layer.)
 #[inline]
 pub fn conv_pool_int8(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
     #[cfg(all(feature = "mve", target_arch = "arm"))]
-    return arm::mve::conv_pool(q, zp_in, cols, out);
+    return arm::mve::conv_pool(q, zp_in, cols, out) || arm::mve::conv1_pool(q, zp_in, cols, out);
     #[cfg(not(all(feature = "mve", target_arch = "arm")))]
     {
         let _ = (q, zp_in, cols, out);

@@ -262,3 +262,128 @@ pub fn conv_pool(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out:
     }
     true
 }
+
+/// Most output channels [`conv1_pool`] takes (its per-column table lives on the stack: 48 bytes each).
+pub const CONV1_MAX_OUT: usize = 64;
+
+/// Vectors per group of four output channels in [`conv1_pool`]'s table: the nine taps' weights, then the
+/// bias, the multiplier and the rounding shift (`shift + 1`, negative: VRSHL shifts right by its size).
+const CONV1_GROUP: usize = 12;
+
+/// [`conv_pool`] for a one-input-channel conv (conv1: nine taps per patch, too short a row for
+/// `VMLADAVA`), vectorized over output channels instead: four channels per vector, the four patches of a
+/// window in four i32 accumulators, each tap one weight load, one `LDM` of the four patches' inputs and
+/// four `VMLA` (vector by scalar); then the 2×2 max, the bias and the one-word requantization in vector
+/// form (`VMULH` for the product's high word, `VRSHL` for the rounding shift: [`requantize`]'s first
+/// branch exactly), the zero point by `VQADD` (saturating, as `saturating_add`), the clamp, and a
+/// narrowing store of the four int8 outputs. Returns false, doing nothing, unless the layer has one input
+/// channel, a multiple of 4 outputs up to [`CONV1_MAX_OUT`], every shift in −31..=−2 and tensors as long as
+/// the shapes say.
+pub fn conv1_pool(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    let n = q.outputs;
+    if q.cin != 1 || n == 0 || !n.is_multiple_of(4) || n > CONV1_MAX_OUT || q.w.len() < 9 * n {
+        return false;
+    }
+    if q.bias.len() < 4 * n || q.mult.len() < 4 * n || q.shift.len() < 4 * n {
+        return false;
+    }
+    let (bias, mult, shift) = (Le::<i32>::new(q.bias), Le::<i32>::new(q.mult), Le::<i32>::new(q.shift));
+    if !(0..n).all(|o| (-31..=-2).contains(&shift.get(o))) {
+        return false;
+    }
+    // The table, group by group: [tap 0 .. tap 8 weights, bias, mult, shift + 1], four lanes each.
+    let mut table = [[0i32; 4]; CONV1_GROUP * CONV1_MAX_OUT / 4];
+    for (g, group) in table.chunks_exact_mut(CONV1_GROUP).take(n / 4).enumerate() {
+        for lane in 0..4 {
+            let o = 4 * g + lane;
+            for (t, v) in group.iter_mut().take(9).enumerate() {
+                v[lane] = i32::from(q.w[9 * o + t] as i8);
+            }
+            group[9][lane] = bias.get(o);
+            group[10][lane] = mult.get(o);
+            group[11][lane] = shift.get(o) + 1;
+        }
+    }
+    // x[t][j]: tap t (row t / 3, column t % 3 around it) of patch j (conv position row 2i + j % 2,
+    // column j / 2 of the window), as x − zp (0 outside the image).
+    let mut x = [[0i32; 4]; 9];
+    for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
+        // near[c][r]: input row 2i − 1 + r of column c, less the zero point.
+        let mut near = [[0i32; 4]; 4];
+        for (near, col) in near.iter_mut().zip(cols) {
+            for (r, v) in near.iter_mut().enumerate() {
+                if let Some(&a) = (2 * i + r).checked_sub(1).and_then(|y| col?.get(y)) {
+                    *v = i32::from(a) - zp_in;
+                }
+            }
+        }
+        for (t, xt) in x.iter_mut().enumerate() {
+            for (j, v) in xt.iter_mut().enumerate() {
+                *v = near[j / 2 + t % 3][j % 2 + t / 3];
+            }
+        }
+        // SAFETY: `table` holds n / 4 ≥ 1 groups of CONV1_GROUP vectors, read in order; `x` holds the
+        // 36 inputs, read once per group; `out_row` holds n bytes, four written per group.
+        unsafe {
+            asm!(
+                "dls lr, {groups}",
+                "2:",
+                "mov {xp}, {x}",
+                // tap 0 starts the accumulators, taps 1 to 8 add to them
+                "ldm {xp}!, {{r0, r1, r2, r3}}",
+                "vldrw.u32 q4, [{tab}], #16",
+                "vmul.i32 q0, q4, r0",
+                "vmul.i32 q1, q4, r1",
+                "vmul.i32 q2, q4, r2",
+                "vmul.i32 q3, q4, r3",
+                ".rept 8",
+                "ldm {xp}!, {{r0, r1, r2, r3}}",
+                "vldrw.u32 q4, [{tab}], #16",
+                "vmla.i32 q0, q4, r0",
+                "vmla.i32 q1, q4, r1",
+                "vmla.i32 q2, q4, r2",
+                "vmla.i32 q3, q4, r3",
+                ".endr",
+                // the 2×2 max, the bias, then requantize(acc, mult, shift) for shift in −31..=−2
+                "vmax.s32 q0, q0, q1",
+                "vmax.s32 q2, q2, q3",
+                "vmax.s32 q0, q0, q2",
+                "vldrw.u32 q4, [{tab}], #16",
+                "vadd.i32 q0, q0, q4",
+                "vldrw.u32 q4, [{tab}], #16",
+                "vmulh.s32 q0, q0, q4",
+                "vldrw.u32 q4, [{tab}], #16",
+                "vrshl.s32 q0, q0, q4",
+                // zp_out + r (saturating), clamped to lo..=127, stored as bytes
+                "vqadd.s32 q0, q0, {zp}",
+                "vdup.32 q4, {lo}",
+                "vmax.s32 q0, q0, q4",
+                "vdup.32 q4, {hi}",
+                "vmin.s32 q0, q0, q4",
+                "vstrb.32 q0, [r5], #4",
+                "le lr, 2b",
+                groups = in(reg) n / 4,
+                x = in(reg) x.as_ptr(),
+                xp = out(reg) _,
+                tab = inout(reg) table.as_ptr() => _,
+                // (a narrowing store takes a low base register)
+                inout("r5") out_row.as_mut_ptr() => _,
+                zp = in(reg) q.zp_out,
+                lo = in(reg) q.lo,
+                hi = in(reg) 127i32,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("lr") _,
+                out("q0") _,
+                out("q1") _,
+                out("q2") _,
+                out("q3") _,
+                out("q4") _,
+                options(nostack),
+            );
+        }
+    }
+    true
+}

@@ -2,7 +2,7 @@
 # Sets up (idempotently) and runs every test: the host workspace (unit, integration and equivalence
 # tests, the CLI's hostile cases, the fuzz corpus replayed), the same for core-infer and the hostile
 # inputs with overflow checks on, clippy (no warnings anywhere, no-panic rules in core-infer), the API docs of core-infer,
-# core-infer built for a Cortex-M4F, the firmware in QEMU on each core (M3, M4, M7, M33), and the C API (host C test, C firmware in QEMU).
+# core-infer built for a Cortex-M4F, the firmware in QEMU on each core (M3, M4, M7, M33, M55), and the C API (host C test, C firmware in QEMU).
 # `.ci/run` calls this script.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +33,9 @@ bash tools/cargo-thumb.sh build --release -p core-infer --no-default-features --
 if bash tools/cargo-thumb.sh --rustup; then
     step "core-infer: clippy on the Arm DSP kernels (thumbv7em), the same no-panic rules"
     cargo clippy --release -p core-infer --no-default-features --features dsp --target thumbv7em-none-eabihf -- -D warnings
+    step "core-infer: clippy on the Helium kernels (thumbv8m.main for the Cortex-M55), the same rules"
+    CARGO_TARGET_THUMBV8M_MAIN_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m55" CARGO_TARGET_DIR=target/clippy-m55 \
+        cargo clippy --release -p core-infer --no-default-features --features mve --target thumbv8m.main-none-eabihf -- -D warnings
 fi
 
 if [ -d firmware-example ] && [ -f firmware-example/Cargo.toml ]; then

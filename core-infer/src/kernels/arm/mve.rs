@@ -183,13 +183,13 @@ pub fn rows(w: &[u8], k: usize, x: &[i8], cols: usize, zp: i32, acc: &mut [[i32;
         return false;
     }
     let wp = w.as_ptr();
-    let column = |c: usize| x[(c.min(cols - 1)) * k..].as_ptr();
+    let column = |c: usize| x.get(c.min(cols - 1) * k..).unwrap_or(&[]).as_ptr();
     let mut r = 0;
     if cols == 1 && zp == 0 {
         while r + 4 <= acc.len() {
             // SAFETY: rows r..r + 4 end within `w` (checked above), and the column holds `k` bytes.
             let sums = unsafe { rows4_col1(core::array::from_fn(|i| wp.add((r + i) * k)), k, column(0)) };
-            for (a, s) in acc[r..r + 4].iter_mut().zip(sums) {
+            for (a, s) in acc.iter_mut().skip(r).zip(sums) {
                 a[0] = a[0].wrapping_add(s);
             }
             r += 4;
@@ -296,12 +296,12 @@ pub fn conv1_pool(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out
     for (g, group) in table.chunks_exact_mut(CONV1_GROUP).take(n / 4).enumerate() {
         for lane in 0..4 {
             let o = 4 * g + lane;
-            for (t, v) in group.iter_mut().take(9).enumerate() {
-                v[lane] = i32::from(q.w[9 * o + t] as i8);
+            let taps = q.w.get(9 * o..9 * o + 9).unwrap_or(&[]).iter().map(|&w| i32::from(w as i8));
+            for (v, value) in group.iter_mut().zip(taps.chain([bias.get(o), mult.get(o), shift.get(o) + 1])) {
+                if let Some(v) = v.get_mut(lane) {
+                    *v = value;
+                }
             }
-            group[9][lane] = bias.get(o);
-            group[10][lane] = mult.get(o);
-            group[11][lane] = shift.get(o) + 1;
         }
     }
     // x[t][j]: tap t (row t / 3, column t % 3 around it) of patch j (conv position row 2i + j % 2,
@@ -319,7 +319,7 @@ pub fn conv1_pool(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out
         }
         for (t, xt) in x.iter_mut().enumerate() {
             for (j, v) in xt.iter_mut().enumerate() {
-                *v = near[j / 2 + t % 3][j % 2 + t / 3];
+                *v = near.get(j / 2 + t % 3).and_then(|c| c.get(j % 2 + t / 3)).copied().unwrap_or(0);
             }
         }
         // SAFETY: `table` holds n / 4 ≥ 1 groups of CONV1_GROUP vectors, read in order; `x` holds the

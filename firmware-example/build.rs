@@ -10,11 +10,15 @@ fn main() {
     // One memory map per board: the mps2 boards of the M3, M4 and M7 share one; the M33's mps2-an505 puts
     // its memories elsewhere. (Not named memory.x in the package root: the linker would find that one
     // first, in its working directory.) Armv8-M also guards the stack differently (src/stack.rs).
-    // The Cortex-M55 (the `mve` feature: Helium is the M55's) runs on mps3-an547, with yet another map.
+    // The Cortex-M55 (the `mve` feature: Helium is the M55's) runs on mps3-an547, with yet another map;
+    // RV32 on QEMU's virt machine.
     let target = std::env::var("TARGET").unwrap_or_default();
     let armv8m = target.starts_with("thumbv8m");
     let an547 = std::env::var_os("CARGO_FEATURE_MVE").is_some();
-    let map = if an547 {
+    let riscv = target.starts_with("riscv32");
+    let map = if riscv {
+        "memory/qemu-virt-rv32.x"
+    } else if an547 {
         "memory/mps3-an547.x"
     } else if armv8m {
         "memory/mps2-an505.x"

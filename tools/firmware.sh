@@ -16,7 +16,8 @@
 #   m7 (the same build on mps2-an500's Cortex-M7), m3 (thumbv7m-none-eabi, portable kernels, mps2-an385),
 #   m33 (thumbv8m.main-none-eabihf with the DSP extension, DSP kernels, mps2-an505's memory map:
 #   memory/mps2-an505.x), m55 (thumbv8m.main-none-eabihf with target-cpu cortex-m55, the Helium kernels with
-#   the DSP ones, QEMU mps3-an547: memory/mps3-an547.x).
+#   the DSP ones, QEMU mps3-an547: memory/mps3-an547.x), rv32 (riscv32imac-unknown-none-elf, portable
+#   kernels, qemu-system-riscv32's virt machine: memory/qemu-virt-rv32.x, minstret counts instructions).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/firmware-example"
@@ -30,7 +31,7 @@ CORE=m4
 args=()
 while [ $# -gt 0 ]; do
     case $1 in
-    --core) CORE=${2:?--core needs a core: m3, m4, m7, m33 or m55}; shift 2 ;;
+    --core) CORE=${2:?--core needs a core: m3, m4, m7, m33, m55 or rv32}; shift 2 ;;
     *) args+=("$1"); shift ;;
     esac
 done
@@ -45,7 +46,8 @@ m55) triple=thumbv8m.main-none-eabihf machine=mps3-an547 cpu=cortex-m55 dsp=1 mv
     # The same Rust target as the M33's, compiled for the M55 (Helium): cargo appends this to the
     # target's rustflags in .cargo/config.toml, and the last target-cpu wins.
     export CARGO_TARGET_THUMBV8M_MAIN_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m55" ;;
-*) echo "unknown core '$CORE': supported m3, m4, m7, m33, m55 (not yet: rv32)" >&2; exit 2 ;;
+rv32) triple=riscv32imac-unknown-none-elf machine=virt cpu=rv32 dsp= ;;
+*) echo "unknown core '$CORE': supported m3, m4, m7, m33, m55, rv32" >&2; exit 2 ;;
 esac
 export THUMB_TARGET=$triple QEMU_MACHINE=$machine QEMU_CPU=$cpu
 # Build directories: the thumbv7em builds (M4, M7: the same ELF) in target/, other targets beside.
@@ -158,7 +160,7 @@ matrix)
     # `test` per core; the table from each run's product-build lines.
     fail=0
     rows=()
-    for core in m3 m4 m7 m33 m55; do
+    for core in m3 m4 m7 m33 m55 rv32; do
         log=$(mktemp)
         start=$(date +%s)
         if bash "$ROOT/tools/firmware.sh" test --core "$core" >"$log" 2>&1; then status=matches; else status=FAIL; fail=1; fi
@@ -178,8 +180,7 @@ matrix)
     echo "| core | build | instructions per inference (product build) | flash bytes (product, test images apart) | RAM bytes (statics + stack high-water) | output vs expected.txt | time |"
     echo "|---|---|---:|---:|---:|---|---:|"
     printf '%s\n' "${rows[@]}"
-    echo "(not yet ported: rv32 on qemu-system-riscv32 virt)"
     exit "$fail"
     ;;
-*) echo "usage: $0 [run|profile|test|matrix] [--core m3|m4|m7|m33|m55]" >&2; exit 2 ;;
+*) echo "usage: $0 [run|profile|test|matrix] [--core m3|m4|m7|m33|m55|rv32]" >&2; exit 2 ;;
 esac

@@ -31,9 +31,15 @@ mod profile;
 mod stack;
 mod timing;
 
+#[cfg(target_arch = "arm")]
+use cortex_m::singleton;
+#[cfg(target_arch = "arm")]
 use cortex_m_rt::entry;
-use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
+#[cfg(target_arch = "riscv32")]
+use riscv::singleton;
+#[cfg(target_arch = "riscv32")]
+use riscv_rt::entry;
 
 // The model and the test images go to the `.assets` section, which each board's memory map places:
 // in flash after the code on the mps2 boards, in the larger SRAM on the M55's (its ITCM is 512 KiB).
@@ -66,11 +72,21 @@ fn main() -> ! {
         let never = stack::overflow(0);
         defmt::error!("the overflow demo returned {=u32}: the guard did not fire", never);
     }
-    let ok = run();
-    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
-    loop {
-        cortex_m::asm::wfi();
+    exit(run())
+}
+
+/// Ends the run through semihosting: QEMU exits with 0 if `ok`, else 1.
+pub fn exit(ok: bool) -> ! {
+    #[cfg(target_arch = "arm")]
+    {
+        use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+        debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+        loop {
+            cortex_m::asm::wfi();
+        }
     }
+    #[cfg(target_arch = "riscv32")]
+    semihosting::process::exit(if ok { 0 } else { 1 })
 }
 
 /// The int8 kernels this build uses (the DSP ones) against the portable reference, on pseudo-random
@@ -233,7 +249,7 @@ fn kernel_self_test() -> Option<usize> {
 }
 
 fn run() -> bool {
-    let scratch = cortex_m::singleton!(: [u8; SCRATCH_BYTES] = [0; SCRATCH_BYTES]);
+    let scratch = singleton!(: [u8; SCRATCH_BYTES] = [0; SCRATCH_BYTES]);
     let Some(scratch) = scratch else { return false };
     let model = match core_infer::Model::parse(MODEL) {
         Ok(m) => m,
@@ -346,7 +362,7 @@ fn run() -> bool {
 /// build may spend; the product build has no colour model).
 #[cfg(feature = "profile")]
 fn colour_input_cost(grey: &[u8], (h, w): (usize, usize), scratch: &mut [u8], timer: &mut timing::Timer) {
-    let Some(rgb) = cortex_m::singleton!(: [u8; 3 * IMAGE_BYTES] = [0; 3 * IMAGE_BYTES]) else { return };
+    let Some(rgb) = singleton!(: [u8; 3 * IMAGE_BYTES] = [0; 3 * IMAGE_BYTES]) else { return };
     let (Some(rgb), Some(out)) = (rgb.get_mut(..3 * h * w), scratch.get_mut(..h * w)) else { return };
     for (p, &v) in rgb.chunks_exact_mut(3).zip(grey) {
         p.copy_from_slice(&[v, 255 - v, v / 2]);
@@ -370,7 +386,7 @@ fn drawn_captchas(model: &core_infer::Model<'_>, (h, w): (usize, usize), scratch
     let (mut right, mut total) = (0, 0);
     let Ok(synth) = captcha_synth::Synth::new(captcha_synth::Config::default(), DRAW_SEED) else { return false };
     // A static, not a 10 KB stack frame that could step over the stack guard.
-    let Some(pixels) = cortex_m::singleton!(: [u8; IMAGE_BYTES] = [0; IMAGE_BYTES]) else { return false };
+    let Some(pixels) = singleton!(: [u8; IMAGE_BYTES] = [0; IMAGE_BYTES]) else { return false };
     for i in 0..DRAW_COUNT {
         let Some(img) = pixels.get_mut(..h * w) else {
             defmt::error!("the drawing buffer is smaller than the model's input");
@@ -390,8 +406,7 @@ fn drawn_captchas(model: &core_infer::Model<'_>, (h, w): (usize, usize), scratch
 
 #[defmt::panic_handler]
 fn defmt_panic() -> ! {
-    debug::exit(EXIT_FAILURE);
-    loop {}
+    exit(false)
 }
 
 #[panic_handler]
@@ -402,6 +417,5 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         Some(at) => defmt::error!("panic at {=str}:{=u32}", at.file(), at.line()),
         None => defmt::error!("panic"),
     }
-    debug::exit(EXIT_FAILURE);
-    loop {}
+    exit(false)
 }

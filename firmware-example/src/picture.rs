@@ -54,40 +54,11 @@ pub fn write(image: &[u8], w: usize, h: usize, text: &str, work: &mut [u8]) {
 
     let mut header: heapless::String<32> = heapless::String::new();
     let _ = core::fmt::write(&mut header, format_args!("P5\n{W} {H}\n255\n"));
-    if let Ok(file) = open(b"device-view.pgm\0") {
-        let ok = write_all(file, header.as_bytes()) && write_all(file, frame.0);
-        close(file);
-        if ok {
-            defmt::info!("wrote device-view.pgm ({=usize}x{=usize}): the first test image and what was read", W, H);
-        }
-    }
-}
-
-fn open(name: &[u8]) -> Result<usize, ()> {
-    // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length (without the NUL).
-    let fd = unsafe {
-        cortex_m_semihosting::syscall!(
-            OPEN,
-            name.as_ptr(),
-            cortex_m_semihosting::nr::open::W_TRUNC_BINARY,
-            name.len() - 1
-        )
-    };
-    if fd as isize == -1 {
-        Err(())
-    } else {
-        Ok(fd)
-    }
-}
-
-fn write_all(fd: usize, bytes: &[u8]) -> bool {
-    // SAFETY: SYS_WRITE reads `len` bytes from `ptr`; it returns the number NOT written.
-    unsafe { cortex_m_semihosting::syscall!(WRITE, fd, bytes.as_ptr(), bytes.len()) == 0 }
-}
-
-fn close(fd: usize) {
-    // SAFETY: closes a handle SYS_OPEN returned.
-    unsafe {
-        cortex_m_semihosting::syscall!(CLOSE, fd);
+    // Semihosting's SYS_OPEN / SYS_WRITE / SYS_CLOSE (the `semihosting` crate, on Arm and RISC-V alike).
+    use semihosting::io::Write as _;
+    let written = semihosting::fs::File::create(c"device-view.pgm")
+        .and_then(|mut file| file.write_all(header.as_bytes()).and_then(|()| file.write_all(frame.0)));
+    if written.is_ok() {
+        defmt::info!("wrote device-view.pgm ({=usize}x{=usize}): the first test image and what was read", W, H);
     }
 }

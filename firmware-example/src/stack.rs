@@ -6,7 +6,8 @@
 //! faults, and the HardFault handler (below, on a fresh stack) reports a stack overflow and exits non-zero.
 //! On Armv8-M (the Cortex-M33) the core's stack limit register MSPLIM does the same job: it is set to the
 //! guard's top, and a push below it raises a stack-overflow UsageFault (escalated to HardFault) before
-//! anything is written.
+//! anything is written. On RISC-V a locked PMP region with no permissions guards it (a locked region binds
+//! machine mode too), and the trap entry, on a fresh stack, says so.
 //! A function whose frame exceeds the guard could step over it, so large buffers are statics here (the
 //! scratch, which the picture borrows, and the image being drawn). The largest frames left are the parsed model's (a few
 //! KB, moved by value during `Model::parse`), taken near the top of the stack, far from the guard.
@@ -18,7 +19,7 @@ const PAINT: u32 = 0x5A5A_A5A5;
 /// Bytes of the guard region (a power of two, aligned to its size, as the MPU requires).
 const GUARD: usize = 2048;
 /// The MPU's RASR.SIZE field for [`GUARD`]: the region holds 2^(SIZE + 1) bytes.
-#[cfg(not(armv8m))]
+#[cfg(all(target_arch = "arm", not(armv8m)))]
 const GUARD_SIZE_FIELD: u32 = GUARD.trailing_zeros() - 1;
 
 extern "C" {
@@ -51,7 +52,7 @@ pub fn enable_guard() {
 }
 
 /// Makes the guard region inaccessible (MPU region 0; everything else keeps the default memory map).
-#[cfg(not(armv8m))]
+#[cfg(all(target_arch = "arm", not(armv8m)))]
 pub fn enable_guard() {
     let start = guard().start as u32;
     // RASR: XN (bit 28), AP = 0b000 no access (bits 26:24), SIZE (bits 5:1), ENABLE (bit 0).
@@ -73,7 +74,7 @@ pub fn enable_guard() {
 #[inline(never)]
 pub fn paint() {
     let low = guard().end;
-    let sp = cortex_m::register::msp::read() as usize - 256;
+    let sp = stack_pointer() - 256;
     let mut addr = low;
     while addr < sp {
         // SAFETY: [low, sp) is RAM no one uses yet: above all statics and the guard, below the live stack.
@@ -102,8 +103,23 @@ pub fn overflow(depth: u32) -> u32 {
     frame[(depth % 64) as usize] + overflow(depth + 1)
 }
 
+/// The current stack pointer.
+#[inline(always)]
+fn stack_pointer() -> usize {
+    #[cfg(target_arch = "arm")]
+    return cortex_m::register::msp::read() as usize;
+    #[cfg(target_arch = "riscv32")]
+    {
+        let sp: usize;
+        // SAFETY: reads a register.
+        unsafe { core::arch::asm!("mv {0}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+        sp
+    }
+}
+
 // HardFault: switch to a fresh stack first (the old one may sit in the guard, where any push faults
 // again), then report from Rust. Replaces cortex-m-rt's `HardFault` (its default is `PROVIDE`d).
+#[cfg(target_arch = "arm")]
 core::arch::global_asm!(
     ".section .HardFault.user, \"ax\"",
     ".global HardFault",
@@ -118,6 +134,7 @@ core::arch::global_asm!(
 );
 
 /// Says what faulted and exits non-zero. `sp` is the stack pointer at the fault.
+#[cfg(target_arch = "arm")]
 extern "C" fn hard_fault_report(sp: u32) -> ! {
     // SAFETY: reads of the System Control Block's fault status and address registers.
     let (cfsr, mmfar) =
@@ -136,4 +153,48 @@ extern "C" fn hard_fault_report(sp: u32) -> ! {
     loop {
         cortex_m::asm::wfi();
     }
+}
+
+/// RISC-V: the guard as PMP entry 0, NAPOT (a naturally aligned power of two: `pmpaddr` holds the
+/// base and, in its low ones, the size), locked (so machine mode obeys it), with no read, write or
+/// execute permission. Every other address keeps machine mode's default: all access.
+#[cfg(target_arch = "riscv32")]
+pub fn enable_guard() {
+    let start = guard().start; // a multiple of GUARD (`bounds`)
+    let napot = (start | (GUARD / 2 - 1)) >> 2;
+    // pmpcfg0 byte 0: L (bit 7) | A = NAPOT (bits 4:3 = 0b11) | R = W = X = 0; entries 1-3 off.
+    let cfg: usize = 0x98;
+    // SAFETY: entry 0 covers only the guard bytes no code uses; nothing else changes.
+    unsafe { core::arch::asm!("csrw pmpaddr0, {0}", "csrw pmpcfg0, {1}", in(reg) napot, in(reg) cfg, options(nostack)) };
+}
+
+// RISC-V trap entry (riscv-rt's `_start_trap`, which this replaces, would save registers on the stack
+// that may sit in the guard): the stack pointer at the trap, then a fresh stack, then the report. The
+// firmware takes no interrupts, so every trap is a fault.
+#[cfg(target_arch = "riscv32")]
+core::arch::global_asm!(
+    ".section .trap.start, \"ax\"",
+    ".global _start_trap",
+    ".p2align 2",
+    "_start_trap:",
+    "    mv a3, sp",
+    "    la sp, _stack_start",
+    "    csrr a0, mcause",
+    "    csrr a1, mtval",
+    "    csrr a2, mepc",
+    "    j {report}",
+    report = sym trap_report,
+);
+
+/// Says what trapped and exits non-zero: a load or store access fault (mcause 5, 7) in the guard is the
+/// stack overflow.
+#[cfg(target_arch = "riscv32")]
+extern "C" fn trap_report(mcause: usize, mtval: usize, mepc: usize, sp: usize) -> ! {
+    let guard = guard();
+    if (mcause == 5 || mcause == 7) && guard.contains(&mtval) {
+        defmt::error!("stack overflow: the stack reached its guard at {=usize:08x} (sp {=usize:08x})", guard.start, sp);
+    } else {
+        defmt::error!("trap: mcause {=usize}, mtval {=usize:08x}, mepc {=usize:08x}, sp {=usize:08x}", mcause, mtval, mepc, sp);
+    }
+    crate::exit(false)
 }

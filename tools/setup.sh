@@ -64,11 +64,13 @@ CFG
 }
 
 setup_firmware() {
-    # QEMU for the boards; the Arm GNU toolchain and newlib for the C example (firmware-example/c).
-    apt_install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
-    # thumbv7em: Cortex-M4 and M7 (DSP, FPU); thumbv7m: Cortex-M3; thumbv8m.main: Cortex-M33 (tools/firmware.sh --core, matrix)
+    # QEMU for the boards (qemu-system-misc: qemu-system-riscv32); the Arm GNU toolchain and newlib for the
+    # C example (firmware-example/c).
+    apt_install qemu-system-arm qemu-system-misc gcc-arm-none-eabi libnewlib-arm-none-eabi
+    # thumbv7em: Cortex-M4 and M7 (DSP, FPU); thumbv7m: Cortex-M3; thumbv8m.main: Cortex-M33 and M55;
+    # riscv32imac: RV32 (tools/firmware.sh --core, matrix)
     local target
-    for target in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv8m.main-none-eabihf; do
+    for target in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv8m.main-none-eabihf riscv32imac-unknown-none-elf; do
         if rustup target list --installed 2>/dev/null | grep -q "$target"; then
             log "$target: rustup target present"
         elif rustup target add "$target" >/dev/null 2>&1; then

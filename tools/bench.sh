@@ -21,6 +21,10 @@ echo "== ONNX Runtime on the same model and images (tools/ort_bench.py) =="
 "$(bash tools/setup.sh ort)" tools/ort_bench.py target/peers
 echo "== host int8 kernel: SIMD vs portable (criterion) =="
 cargo bench -p equivalence-tests --bench kernels
+echo "== where the host's time goes: each stage, both precisions (criterion) =="
+cargo bench -p equivalence-tests --bench layers
+mkdir -p runs
+python3 tools/report.py layers | tee runs/layers-report.md
 
 echo "== firmware in QEMU =="
 fwlog=$(mktemp)

@@ -5,6 +5,7 @@
     python3 tools/report.py calibration LINE        exit 1 unless the counter measured its known loop
     python3 tools/report.py profile LOG             exit 1 unless the profile's stages add up to its total
     python3 tools/report.py bench FIRMWARE_LOG      the performance table (tools/bench.sh)
+    python3 tools/report.py layers                  the per-stage host table, GMAC/s against the CPU's peak (tools/bench.sh)
     python3 tools/report.py pycaptcha RUN...        the Python-captcha table (tools/pycaptcha.sh)
     python3 tools/report.py splits KIND DIR...      the splits or folds table and summary (tools/splits.sh)
     python3 tools/report.py stylecaptcha OUT        the many-style table (tools/stylecaptcha.sh)
@@ -61,6 +62,40 @@ def profile(path):
     print(f"profile: stages add up to {inference} of the {mean:.0f} instructions measured per inference")
     # Each probe read is a few dozen instructions; the stages cover the whole inference but for them.
     return 0 if 0 <= mean - inference <= 0.001 * mean else 1
+
+
+def layers():
+    """The per-stage criterion estimates (tests/benches/layers.rs) as GMAC/s against this CPU's peak."""
+    macs = json.load(open("target/criterion/layers-macs.json"))
+    times = {}
+    for root, _, files in os.walk("target/criterion/layers"):
+        if "benchmark.json" in files and os.path.basename(root) == "new":
+            name = json.load(open(os.path.join(root, "benchmark.json")))["function_id"]
+            times[name] = json.load(open(os.path.join(root, "estimates.json")))["mean"]["point_estimate"] / 1e9
+    info = open("/proc/cpuinfo").read()
+    model = re.search(r"model name\s*: (.*)", info).group(1)
+    mhz = float(re.search(r"cpu MHz\s*: ([0-9.]+)", info).group(1))
+    flags = set(re.search(r"flags\s*: (.*)", info).group(1).split())
+    # Multiply-adds per cycle of one core with two 256-bit vector pipes: f32 FMA 2 x 8; int8 2 x 32 with
+    # VNNI's vpdpbusd, else 2 x 16 (vpmaddwd on i16, the AVX2 path).
+    vnni = bool(flags & {"avx_vnni", "avx512_vnni"})
+    peak = {"f32": 16 * mhz / 1e3, "int8": (64 if vnni else 32) * mhz / 1e3}
+    print(f"CPU: {model}, {mhz:.0f} MHz now, {'VNNI' if vnni else 'no VNNI'}; "
+          f"peak per core (two 256-bit pipes): f32 {peak['f32']:.1f}, int8 {peak['int8']:.1f} GMAC/s")
+    print("| stage | multiply-adds | f32 µs | f32 GMAC/s | of peak | int8 µs | int8 GMAC/s | of peak |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    stages = [n.split(" ", 1)[1] for n in macs if n.startswith("f32 ")]
+    for stage in stages:
+        row = [stage, f"{macs['f32 ' + stage]:,}"]
+        for precision in ("f32", "int8"):
+            t, n = times.get(f"{precision} {stage}"), macs[f"{precision} {stage}"]
+            if t is None:
+                row += ["-", "-", "-"]
+                continue
+            rate = n / t / 1e9 if t > 0 else 0
+            row += [f"{t * 1e6:.0f}", f"{rate:.2f}", f"{100 * rate / peak[precision]:.0f}%"]
+        print("| " + " | ".join(row) + " |")
+    return 0
 
 
 def bench(path):
@@ -254,6 +289,7 @@ COMMANDS = {
     "calibration": (lambda a: calibration(a[0]), 1),
     "profile": (lambda a: profile(a[0]), 1),
     "bench": (lambda a: bench(a[0]), 1),
+    "layers": (lambda a: layers(), 0),
     "pycaptcha": (lambda a: pycaptcha(a), 1),
     "splits": (lambda a: splits(a[0], a[1:]), 2),
     "stylecaptcha": (lambda a: stylecaptcha(a[0]), 1),

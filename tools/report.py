@@ -104,7 +104,9 @@ def bench(path):
     def crit(name):
         p = f"target/criterion/single image/{name}/new/estimates.json"
         return json.load(open(p))["mean"]["point_estimate"] / 1e6 if os.path.exists(p) else None
-    lat = {n: crit(n) for n in ["core-infer f32", "core-infer int8", "tract-onnx f32", "tch f32"]}
+    lat = {n: crit(n) for n in ["core-infer f32", "core-infer int8", "core-infer f32, AVX2 only",
+                                "core-infer int8, AVX2 only", "core-infer f32, SSE2 only", "core-infer int8, SSE2 only",
+                                "tract-onnx f32", "tch f32"]}
     instr = [int(x) for x in re.findall(r"time: (\d+) instructions", log)]
     sizes = r"flash (\d+) bytes \(model (\d+), test images (\d+), code and the rest (\d+)\); static RAM (\d+) bytes"
     # The product build (no drawing equipment) is what the RAM and flash targets are about.

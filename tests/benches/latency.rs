@@ -1,5 +1,5 @@
-//! Single-image latency of the shipped model, one thread: core-infer f32 and int8, tract-onnx on the exported
-//! ONNX, and tch; and throughput on two threads, 64 images at a time (core-infer int8, one `Model` shared).
+//! Single-image latency of the shipped model, one thread: core-infer f32 and int8 (with every kernel the CPU
+//! has, then capped at AVX2 and at SSE2: `core_infer::kernels::limit`), tract-onnx on the exported ONNX, and tch; and throughput on two threads, 64 images at a time (core-infer int8, one `Model` shared).
 //! It also writes the exported ONNX and the same images, converted as the model file says, to
 //! `target/peers/` for ONNX Runtime (`tools/ort_bench.py`). `cargo bench -p equivalence-tests` (tools/bench.sh
 //! runs both and tabulates the results).
@@ -21,12 +21,19 @@ fn latency(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("single image");
     group.sample_size(20);
-    for (name, bytes) in [("core-infer f32", &f32_bytes), ("core-infer int8", &int8_bytes)] {
-        let m = core_infer::Model::parse(bytes).expect("parse");
-        let mut scratch = vec![0u8; m.scratch_bytes()];
-        group
-            .bench_function(name, |b| b.iter(|| m.recognize(std::hint::black_box(&image), &mut scratch).expect("run")));
+    // Each precision with every kernel the CPU has, then capped at AVX2 without VNNI, and at SSE2.
+    use core_infer::kernels::{limit, Level};
+    for (level, suffix) in [(Level::Best, ""), (Level::Avx2, ", AVX2 only"), (Level::Sse2, ", SSE2 only")] {
+        limit(level);
+        for (name, bytes) in [("core-infer f32", &f32_bytes), ("core-infer int8", &int8_bytes)] {
+            let m = core_infer::Model::parse(bytes).expect("parse");
+            let mut scratch = vec![0u8; m.scratch_bytes()];
+            group.bench_function(format!("{name}{suffix}"), |b| {
+                b.iter(|| m.recognize(std::hint::black_box(&image), &mut scratch).expect("run"))
+            });
+        }
     }
+    limit(Level::Best);
 
     let onnx = weights.to_onnx().expect("onnx");
     write_peer_inputs(&model, &onnx);

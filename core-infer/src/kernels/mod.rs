@@ -29,6 +29,9 @@ pub mod reference;
 mod tests;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
+/// Caps the x86-64 kernels at a level (SSE2, AVX2 without VNNI, everything): for measuring each on one CPU.
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::{limit, Level};
 
 pub use reference::{dot_block_portable, dot_rows2_portable, requantize, Lut, CELL_FRAC, GATE_FRAC};
 

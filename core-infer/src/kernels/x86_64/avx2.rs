@@ -27,24 +27,29 @@ cpufeatures::new!(cpuid_avx2_fma, "avx2", "fma");
 
 /// Whether this CPU (and OS) runs AVX2 and FMA code; CPUID is read once, then cached.
 pub fn available() -> bool {
-    cpuid_avx2_fma::get()
+    cpuid_avx2_fma::get() && super::allowed(super::Level::Avx2)
+}
+
+/// Whether the CPU itself has AVX-VNNI ([`vnni`]), whatever the [`super::limit`].
+pub(super) fn cpu_vnni() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            // (CPUID exists on every x86-64 CPU; leaf 7 is only read when the CPU reports it.)
+            let has = cpuid_avx2_fma::get() && __cpuid(0).eax >= 7 && __cpuid_count(7, 1).eax & (1 << 4) != 0;
+            STATE.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+            has
+        }
+        state => state == 2,
+    }
 }
 
 /// Whether the CPU also has AVX-VNNI (`vpdpwssd`: multiply i16 pairs, add neighbours and accumulate in
 /// one instruction). `cpufeatures` does not know this feature, so CPUID leaf 7, sub-leaf 1, EAX bit 4 is
 /// read here (once; the OS side, YMM state, is what [`available`] checked).
 pub fn vnni() -> bool {
-    use core::sync::atomic::{AtomicU8, Ordering};
-    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
-    match STATE.load(Ordering::Relaxed) {
-        0 => {
-            // (CPUID exists on every x86-64 CPU; leaf 7 is only read when the CPU reports it.)
-            let has = available() && __cpuid(0).eax >= 7 && __cpuid_count(7, 1).eax & (1 << 4) != 0;
-            STATE.store(if has { 2 } else { 1 }, Ordering::Relaxed);
-            has
-        }
-        state => state == 2,
-    }
+    cpu_vnni() && super::allowed(super::Level::Best)
 }
 
 /// `acc + Σ` of neighbouring i16 products of `a` and `b`, per i32 lane: two instructions with AVX2, one

@@ -7,10 +7,11 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::{available, channels_fit, vnni, AvxVnni, Requant8, CONV_MAX_OUT};
+use super::avx2::{channels_fit, cpu_vnni, AvxVnni, Requant8, CONV_MAX_OUT};
 use crate::kernels::QuantLinear as ConvI8;
 
 cpufeatures::new!(cpuid_avx512vl, "avx512f", "avx512vl");
+cpufeatures::new!(cpuid_avx2, "avx2", "fma");
 
 /// The instruction set a CPU offers for `vpdpbusd` (unsigned bytes times signed bytes, summed by four into
 /// i32 lanes), which the unsigned-byte kernels ([`rows4_u8`], [`conv_pool_u8`]) need: AVX-VNNI (VEX
@@ -38,15 +39,16 @@ impl DotBytes {
         let mut mask = MASK.load(Ordering::Relaxed);
         if mask == 0x80 {
             // (CPUID leaf 7 exists where AVX2 does; the OS side, ZMM state for AVX-512, is cpufeatures's check)
-            let avx512 = available() && cpuid_avx512vl::get() && __cpuid_count(7, 0).ecx & (1 << 11) != 0;
-            mask = u8::from(vnni()) | u8::from(avx512) << 1;
+            // (the CPU's own features, whatever the limit, which applies below)
+            let avx512 = cpuid_avx2::get() && cpuid_avx512vl::get() && __cpuid_count(7, 0).ecx & (1 << 11) != 0;
+            mask = u8::from(cpu_vnni()) | u8::from(avx512) << 1;
             MASK.store(mask, Ordering::Relaxed);
         }
         let bit = match self {
             DotBytes::AvxVnni => 1,
             DotBytes::Avx512Vnni => 2,
         };
-        mask & bit != 0
+        mask & bit != 0 && super::allowed(super::Level::Best)
     }
 }
 

@@ -179,7 +179,8 @@ unsafe fn rows4_col1(w: [*const u8; 4], k: usize, x: *const i8) -> [i32; 4] {
 /// row against all the columns. Returns false, doing nothing, unless `k ≥ 1`, `cols` is 1 to 4 and the
 /// slices hold what the shapes say.
 pub fn rows(w: &[u8], k: usize, x: &[i8], cols: usize, zp: i32, acc: &mut [[i32; 4]]) -> bool {
-    if k == 0 || !(1..=4).contains(&cols) || x.len() < cols * k || w.len() < acc.len() * k {
+    let fits = |len: usize, n: usize| n.checked_mul(k).is_some_and(|need| len >= need);
+    if k == 0 || !(1..=4).contains(&cols) || !fits(x.len(), cols) || !fits(w.len(), acc.len()) {
         return false;
     }
     let wp = w.as_ptr();

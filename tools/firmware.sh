@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386; --core CORE for another core).
+# Builds and runs firmware-example in QEMU (Cortex-M4F, mps2-an386; --core CORE for another: m3, m7, m33, m55, rv32).
 #   tools/firmware.sh run    build, run, show the decoded defmt log
 #   tools/firmware.sh profile  build with the `profile` feature, run, print the per-stage `time:` lines
 #   tools/firmware.sh test   run and diff against firmware-example/expected.txt (minus `time:` and

@@ -1,4 +1,5 @@
-//! The int8 captcha CRNN on a Cortex-M4F, under QEMU (`mps2-an386`) or on a board.
+//! The int8 captcha CRNN on a Cortex-M4F (or another Cortex-M core, or RV32: `tools/firmware.sh --core`), under
+//! QEMU (`mps2-an386` by default) or on a board.
 //!
 //! What it does, logging with defmt (semihosting transport, decoded on the host by defmt-print):
 //! 1. parses the embedded int8 model and checks that its scratch fits the static buffer;

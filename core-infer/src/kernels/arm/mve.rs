@@ -20,12 +20,13 @@ use crate::format::le::Le;
 use crate::kernels::reference::requantize;
 use crate::kernels::QuantLinear;
 
-/// `Σ_j w[j] · x_c[j]` over `j < k` for one weight row against four columns.
+/// `Σ_j a[j] · b_i[j]` over `j < k` for one vector of signed bytes against four: one weight row against
+/// four columns, or (the product being symmetric) one column against four weight rows.
 ///
 /// # Safety
-/// `k ≥ 1`; `w` and each `x[c]` are valid for `k` byte reads.
+/// `k ≥ 1`; `a` and each `b[i]` are valid for `k` byte reads.
 #[inline(always)]
-unsafe fn row_cols4(w: *const u8, k: usize, x: [*const i8; 4]) -> [i32; 4] {
+unsafe fn one_by_four(a: *const u8, k: usize, b: [*const u8; 4]) -> [i32; 4] {
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
     // SAFETY (caller): the loop reads `k` bytes from each pointer, the last step predicated to what is left.
     // VMLADAVA takes even accumulator registers: r0, r2, r4, r8.
@@ -33,22 +34,22 @@ unsafe fn row_cols4(w: *const u8, k: usize, x: [*const i8; 4]) -> [i32; 4] {
         asm!(
             "dlstp.8 lr, {k}",
             "2:",
-            "vldrb.8 q0, [{w}], #16",
-            "vldrb.8 q1, [{x0}], #16",
+            "vldrb.8 q0, [{a}], #16",
+            "vldrb.8 q1, [{b0}], #16",
             "vmladava.s8 r0, q0, q1",
-            "vldrb.8 q2, [{x1}], #16",
+            "vldrb.8 q2, [{b1}], #16",
             "vmladava.s8 r2, q0, q2",
-            "vldrb.8 q3, [{x2}], #16",
+            "vldrb.8 q3, [{b2}], #16",
             "vmladava.s8 r4, q0, q3",
-            "vldrb.8 q1, [{x3}], #16",
+            "vldrb.8 q1, [{b3}], #16",
             "vmladava.s8 r8, q0, q1",
             "letp lr, 2b",
             k = in(reg) k,
-            w = inout(reg) w => _,
-            x0 = inout(reg) x[0] => _,
-            x1 = inout(reg) x[1] => _,
-            x2 = inout(reg) x[2] => _,
-            x3 = inout(reg) x[3] => _,
+            a = inout(reg) a => _,
+            b0 = inout(reg) b[0] => _,
+            b1 = inout(reg) b[1] => _,
+            b2 = inout(reg) b[2] => _,
+            b3 = inout(reg) b[3] => _,
             inout("r0") a0,
             inout("r2") a1,
             inout("r4") a2,
@@ -71,7 +72,7 @@ unsafe fn row_cols4(w: *const u8, k: usize, x: [*const i8; 4]) -> [i32; 4] {
 #[inline(always)]
 unsafe fn weight_sum(w: *const u8, k: usize) -> i32 {
     let mut sum = 0i32;
-    // SAFETY (caller): as in `row_cols4`.
+    // SAFETY (caller): as in `one_by_four`.
     unsafe {
         asm!(
             "dlstp.8 lr, {k}",
@@ -129,49 +130,6 @@ unsafe fn copy_or_fill(dst: *mut i8, src: Option<*const i8>, value: i8, n: usize
     }
 }
 
-/// `Σ_j w_r[j] · x[j]` over `j < k` for four weight rows against one column.
-///
-/// # Safety
-/// `k ≥ 1`; each `w[r]` and `x` are valid for `k` byte reads.
-#[inline(always)]
-unsafe fn rows4_col1(w: [*const u8; 4], k: usize, x: *const i8) -> [i32; 4] {
-    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-    // SAFETY (caller): as in `row_cols4`.
-    unsafe {
-        asm!(
-            "dlstp.8 lr, {k}",
-            "2:",
-            "vldrb.8 q0, [{x}], #16",
-            "vldrb.8 q1, [{w0}], #16",
-            "vmladava.s8 r0, q1, q0",
-            "vldrb.8 q2, [{w1}], #16",
-            "vmladava.s8 r2, q2, q0",
-            "vldrb.8 q3, [{w2}], #16",
-            "vmladava.s8 r4, q3, q0",
-            "vldrb.8 q1, [{w3}], #16",
-            "vmladava.s8 r8, q1, q0",
-            "letp lr, 2b",
-            k = in(reg) k,
-            x = inout(reg) x => _,
-            w0 = inout(reg) w[0] => _,
-            w1 = inout(reg) w[1] => _,
-            w2 = inout(reg) w[2] => _,
-            w3 = inout(reg) w[3] => _,
-            inout("r0") a0,
-            inout("r2") a1,
-            inout("r4") a2,
-            inout("r8") a3,
-            out("lr") _,
-            out("q0") _,
-            out("q1") _,
-            out("q2") _,
-            out("q3") _,
-            options(nostack, readonly),
-        );
-    }
-    [a0, a1, a2, a3]
-}
-
 /// `acc[r][c] += Σ_j w_r[j] · (x_c[j] − zp)` (wrapping) for the weight rows `w_r = w[r·k ..][..k]`
 /// (`r < acc.len()`) and the columns `x_c = x[c·k ..][..k]` (`c < cols`): what
 /// [`crate::kernels::dot_prepared`] computes on columns prepared as int8. One column with zero point 0
@@ -184,12 +142,12 @@ pub fn rows(w: &[u8], k: usize, x: &[i8], cols: usize, zp: i32, acc: &mut [[i32;
         return false;
     }
     let wp = w.as_ptr();
-    let column = |c: usize| x.get(c.min(cols - 1) * k..).unwrap_or(&[]).as_ptr();
+    let column = |c: usize| x.get(c.min(cols - 1) * k..).unwrap_or(&[]).as_ptr().cast::<u8>();
     let mut r = 0;
     if cols == 1 && zp == 0 {
         while r + 4 <= acc.len() {
             // SAFETY: rows r..r + 4 end within `w` (checked above), and the column holds `k` bytes.
-            let sums = unsafe { rows4_col1(core::array::from_fn(|i| wp.add((r + i) * k)), k, column(0)) };
+            let sums = unsafe { one_by_four(column(0), k, core::array::from_fn(|i| wp.add((r + i) * k))) };
             for (a, s) in acc.iter_mut().skip(r).zip(sums) {
                 a[0] = a[0].wrapping_add(s);
             }
@@ -199,7 +157,7 @@ pub fn rows(w: &[u8], k: usize, x: &[i8], cols: usize, zp: i32, acc: &mut [[i32;
     for (r, a) in acc.iter_mut().enumerate().skip(r) {
         // (missing columns repeat the last one: their sums are dropped)
         // SAFETY: row r ends within `w`, and every column pointer has `k` bytes after it (checked above).
-        let sums = unsafe { row_cols4(wp.add(r * k), k, core::array::from_fn(column)) };
+        let sums = unsafe { one_by_four(wp.add(r * k), k, core::array::from_fn(column)) };
         // SAFETY: as above.
         let offset = if zp == 0 { 0 } else { zp.wrapping_mul(unsafe { weight_sum(wp.add(r * k), k) }) };
         for (a, s) in a.iter_mut().zip(sums).take(cols) {
@@ -253,10 +211,10 @@ pub fn conv_pool(q: &QuantLinear<'_>, zp_in: i32, cols: [Option<&[i8]>; 4], out:
                 unsafe { copy_or_fill(dst.as_mut_ptr(), src.map(<[i8]>::as_ptr), pad, cin) };
             }
         }
-        let p = patches.each_ref().map(|p| p.as_ptr());
+        let p = patches.each_ref().map(|p| p.as_ptr().cast::<u8>());
         for ((o, v), &base) in out_row.iter_mut().enumerate().zip(&base) {
             // SAFETY: output o's weights are within `w` (checked above); each patch holds CONV_MAX_K ≥ k bytes.
-            let sums = unsafe { row_cols4(q.w.as_ptr().add(o * k), k, p) };
+            let sums = unsafe { one_by_four(q.w.as_ptr().add(o * k), k, p) };
             let best = sums.iter().map(|&s| base.wrapping_add(s)).fold(i32::MIN, i32::max);
             *v = q.zp_out.saturating_add(requantize(best, mult.get(o), shift.get(o))).clamp(q.lo, 127) as i8;
         }

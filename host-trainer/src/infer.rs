@@ -160,7 +160,14 @@ pub fn evaluate(runner: &Runner<'_>, data: &Dataset) -> anyhow::Result<(Evaluati
 /// alphabet.
 pub fn load_for(runner: &Runner<'_>, dir: &Path, on_bad: crate::data::OnBad) -> anyhow::Result<Dataset> {
     let colour = crate::data::Colour::of_model(runner.colour());
-    Ok(crate::data::load_dir(dir, Some(runner.size()), &runner.rules(), on_bad, colour)?.0)
+    Ok(crate::data::load_dir(
+        dir,
+        crate::data::Size::Exact(runner.size().0, runner.size().1),
+        &runner.rules(),
+        on_bad,
+        colour,
+    )?
+    .0)
 }
 
 #[cfg(test)]

@@ -157,6 +157,7 @@ fn no_case_panics_and_each_names_its_problem() {
         (vec!["train".into(), "--lr".into(), "NaN".into(), "--out".into(), out.clone()], 2, "positive"),
         (vec!["train".into(), "--max-minutes".into(), "0".into(), "--out".into(), out.clone()], 2, "positive"),
         (vec!["train".into(), "--fold".into(), "10".into(), "--out".into(), out.clone()], 2, "fold"),
+        (vec!["train".into(), "--height".into(), "5".into(), "--out".into(), out.clone()], 2, "height"),
         (vec!["train".into(), "--synthetic".into(), "1".into(), "--out".into(), out.clone()], 2, "synthetic"),
         (vec!["train".into(), "--data".into(), p("empty-folder"), "--out".into(), out.clone()], 1, "no images"),
         (vec!["train".into(), "--data".into(), p("one-image"), "--out".into(), out.clone()], 1, "at least 2 images"),

@@ -30,7 +30,8 @@ pub fn real_data_model() -> (Trained, Vec<u8>) {
 
 /// Synthetic test captchas of the default look, from a seed training never used.
 pub fn synthetic_images(count: usize) -> Dataset {
-    data::synthetic(captcha_synth::Config::default(), captcha_synth::fixtures::TEST_SEED, 0, count).expect("synthetic captchas")
+    data::synthetic(captcha_synth::Config::default(), captcha_synth::fixtures::TEST_SEED, 0, count)
+        .expect("synthetic captchas")
 }
 
 /// The shared real captchas at `height × width`, or `None` (said on stderr) when they are not there.
@@ -43,7 +44,7 @@ pub fn real_images(height: usize, width: usize) -> Option<Dataset> {
         return None;
     }
     let (data, _) =
-        data::load_dir(&dir, Some((height, width)), &LabelRules::default(), OnBad::Fail, data::Colour::Grey)
+        data::load_dir(&dir, data::Size::Exact(height, width), &LabelRules::default(), OnBad::Fail, data::Colour::Grey)
             .unwrap_or_else(|e| panic!("{e}"));
     Some(data)
 }

@@ -104,7 +104,8 @@ mod tests {
         };
         generate(config, 60, 3, dir.path(), None, false).unwrap();
         let rules = LabelRules::default();
-        let (data, _) = data::load_dir(dir.path(), None, &rules, OnBad::Fail, data::Colour::Grey).unwrap();
+        let (data, _) =
+            data::load_dir(dir.path(), data::Size::OfData, &rules, OnBad::Fail, data::Colour::Grey).unwrap();
         assert_eq!(data.len(), 60);
         assert_eq!((data.width, data.height), (160, 40));
         let lengths: std::collections::BTreeSet<usize> = data.labels.iter().map(|l| l.len()).collect();
@@ -132,7 +133,7 @@ mod tests {
         }
         // in grayscale (as training reads them) ink and background stay apart: dark ink pixels exist
         let rules = LabelRules::default();
-        let (data, _) = data::load_dir(a.path(), None, &rules, OnBad::Fail, data::Colour::Grey).unwrap();
+        let (data, _) = data::load_dir(a.path(), data::Size::OfData, &rules, OnBad::Fail, data::Colour::Grey).unwrap();
         for i in 0..data.len() {
             let (lo, hi) = data.image(i).iter().fold((255u8, 0u8), |(lo, hi), &p| (lo.min(p), hi.max(p)));
             assert!(hi - lo >= 50, "{}: grey levels {lo}..{hi}", data.sources[i]);

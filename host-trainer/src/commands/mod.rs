@@ -28,10 +28,21 @@ pub enum Source {
 }
 
 impl Source {
-    /// Loads or draws the images, grey or colour as `colour` says (synthetic captchas are grey).
-    pub fn load(&self, seed: u64, on_bad: OnBad, colour: data::Colour) -> anyhow::Result<Dataset> {
+    /// Loads or draws the images, grey or colour as `colour` says (synthetic captchas are grey). A folder's
+    /// images taller than `height` rows (if given) are shrunk to it, keeping their aspect ratio; synthetic
+    /// captchas are drawn at their own size.
+    pub fn load(
+        &self,
+        seed: u64,
+        on_bad: OnBad,
+        colour: data::Colour,
+        height: Option<usize>,
+    ) -> anyhow::Result<Dataset> {
         match self {
-            Source::Folder(dir) => Ok(data::load_dir(dir, None, &LabelRules::default(), on_bad, colour)?.0),
+            Source::Folder(dir) => {
+                let size = height.map_or(data::Size::OfData, data::Size::Height);
+                Ok(data::load_dir(dir, size, &LabelRules::default(), on_bad, colour)?.0)
+            }
             Source::Synthetic { .. } if colour == data::Colour::Rgb => {
                 bail!("synthetic captchas are grey: --colour always needs --data")
             }

@@ -59,7 +59,7 @@ pub fn train(
     colour: data::Colour,
 ) -> anyhow::Result<Metrics> {
     let started = Instant::now();
-    let data = source.load(opts.seed, on_bad, colour)?;
+    let data = source.load(opts.seed, on_bad, colour, opts.height)?;
     eprintln!(
         "{} images of {}x{} from {}; alphabet {:?}; labels up to {} characters; outputs in {}",
         data.len(),
@@ -182,6 +182,13 @@ pub fn advice(m: &Metrics, opts: &train::Options) -> Vec<String> {
                 .into(),
         );
     }
+    if m.first_reading.is_none() && m.image_size[0] > train::DEFAULT_HEIGHT {
+        out.push(format!(
+            "It read {}-row images: glyphs that tall are harder to learn; try --height {} (the default).",
+            m.image_size[0],
+            train::DEFAULT_HEIGHT
+        ));
+    }
     if m.first_reading.is_none() && !m.colour {
         out.push(
             "If the captchas are coloured and some characters look faint in grayscale, try --colour always.".into(),
@@ -263,6 +270,10 @@ mod tests {
         assert!(!advice(&Metrics { colour: true, ..metrics(None, 30, 20, 0.0, 0.0) }, &opts)
             .iter()
             .any(|l| l.contains("--colour")));
+        // tall images that read nothing: pointed at --height; at 32 rows, not
+        assert!(a.iter().any(|l| l.contains("50-row images") && l.contains("--height 32")), "{a:?}");
+        let short = Metrics { image_size: [32, 128], ..metrics(None, 57, 17, 0.0, 0.0) };
+        assert!(!advice(&short, &opts).iter().any(|l| l.contains("--height")));
         // a good run that read from the start: nothing to say
         assert!(advice(&metrics(Some(1), 30, 20, 0.99, 0.99), &opts).is_empty());
         // left the plateau late, still improving at the epoch limit, few images, int8 behind

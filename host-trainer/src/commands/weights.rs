@@ -33,7 +33,14 @@ pub fn quantize(weights: &Path, calibration: Option<&Path>, out: &Path) -> anyho
     let data = match folder {
         Some(dir) => {
             let rules = LabelRules::default();
-            data::load_dir(&dir, Some(size), &rules, OnBad::Skip, data::Colour::of_model(spec.colour))?.0
+            data::load_dir(
+                &dir,
+                data::Size::Exact(size.0, size.1),
+                &rules,
+                OnBad::Skip,
+                data::Colour::of_model(spec.colour),
+            )?
+            .0
         }
         None => {
             let synth = captcha_synth::Config::default();

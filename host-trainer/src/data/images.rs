@@ -145,16 +145,26 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(files)
 }
 
-/// `img` (`height × width`, `channels` bytes per pixel) moved `dx` columns right and `dy` rows down, the
-/// uncovered border filled with the nearest edge pixel (so no artificial frame appears).
-pub fn shift(img: &[u8], height: usize, width: usize, channels: usize, dx: isize, dy: isize) -> Vec<u8> {
-    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+/// `img` (`height × width`, `channels` bytes per pixel) under an affine map: output pixel `(x, y)` takes
+/// the bilinear blend of the source at `(m[0]·x + m[1]·y + m[2], m[3]·x + m[4]·y + m[5])` (pixel
+/// centres at whole numbers), coordinates off the image clamped to its edge (so no artificial frame appears).
+pub fn warp(img: &[u8], height: usize, width: usize, channels: usize, m: [f32; 6]) -> Vec<u8> {
     let mut out = Vec::with_capacity(height * width * channels);
+    let (hmax, wmax) = ((height - 1) as f32, (width - 1) as f32);
     for y in 0..height {
-        let row = clamp(y as isize - dy, height) * width;
         for x in 0..width {
-            let at = (row + clamp(x as isize - dx, width)) * channels;
-            out.extend_from_slice(&img[at..at + channels]);
+            let (xf, yf) = (x as f32, y as f32);
+            let sx = (m[0] * xf + m[1] * yf + m[2]).clamp(0.0, wmax);
+            let sy = (m[3] * xf + m[4] * yf + m[5]).clamp(0.0, hmax);
+            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+            let (x1, y1) = ((x0 + 1).min(width - 1), (y0 + 1).min(height - 1));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            for c in 0..channels {
+                let at = |yy: usize, xx: usize| f32::from(img[(yy * width + xx) * channels + c]);
+                let top = at(y0, x0) + fx * (at(y0, x1) - at(y0, x0));
+                let bottom = at(y1, x0) + fx * (at(y1, x1) - at(y1, x0));
+                out.push((top + fy * (bottom - top)).round() as u8);
+            }
         }
     }
     out
@@ -162,19 +172,48 @@ pub fn shift(img: &[u8], height: usize, width: usize, channels: usize, dx: isize
 
 #[cfg(test)]
 mod tests {
+    /// The reference for whole-pixel moves: `img` (`height × width`, `channels` bytes per pixel) moved `dx`
+    /// columns right and `dy` rows down, the uncovered border filled with the nearest edge pixel.
+    fn shift(img: &[u8], height: usize, width: usize, channels: usize, dx: isize, dy: isize) -> Vec<u8> {
+        let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+        let mut out = Vec::with_capacity(height * width * channels);
+        for y in 0..height {
+            let row = clamp(y as isize - dy, height) * width;
+            for x in 0..width {
+                let at = (row + clamp(x as isize - dx, width)) * channels;
+                out.extend_from_slice(&img[at..at + channels]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn warp_is_shift_for_whole_moves_and_blends_between_pixels() {
+        // the definition's reference: a whole-pixel translation is `shift`, with the same edge rule
+        let img: Vec<u8> = (0..7 * 9 * 3).map(|v| (v * 37 % 251) as u8).collect();
+        for (dx, dy) in [(0, 0), (2, -1), (-3, 4), (20, 0)] {
+            let m = [1.0, 0.0, -dx as f32, 0.0, 1.0, -dy as f32];
+            assert_eq!(super::warp(&img, 7, 9, 3, m), shift(&img, 7, 9, 3, dx, dy), "({dx}, {dy})");
+        }
+        // half a pixel right: the mean of each pair of neighbours (rounded), the last column its own
+        let row = [0u8, 10, 30, 70];
+        assert_eq!(super::warp(&row, 1, 4, 1, [1.0, 0.0, 0.5, 0.0, 1.0, 0.0]), [5, 20, 50, 70]);
+        // twice as large about the origin: every source pixel appears twice
+        assert_eq!(super::warp(&row, 1, 4, 1, [0.5, 0.0, 0.0, 0.0, 1.0, 0.0]), [0, 5, 10, 20]);
+    }
 
     #[test]
     fn shift_moves_pixels_and_replicates_edges() {
         // 2 × 3 image: rows [1 2 3] and [4 5 6].
         let img = [1, 2, 3, 4, 5, 6];
-        assert_eq!(super::shift(&img, 2, 3, 1, 0, 0), img);
-        assert_eq!(super::shift(&img, 2, 3, 1, 1, 0), [1, 1, 2, 4, 4, 5]);
-        assert_eq!(super::shift(&img, 2, 3, 1, -1, 1), [2, 3, 3, 2, 3, 3]);
-        assert_eq!(super::shift(&img, 2, 3, 1, 5, -5), [4, 4, 4, 4, 4, 4]);
+        assert_eq!(shift(&img, 2, 3, 1, 0, 0), img);
+        assert_eq!(shift(&img, 2, 3, 1, 1, 0), [1, 1, 2, 4, 4, 5]);
+        assert_eq!(shift(&img, 2, 3, 1, -1, 1), [2, 3, 3, 2, 3, 3]);
+        assert_eq!(shift(&img, 2, 3, 1, 5, -5), [4, 4, 4, 4, 4, 4]);
         // RGB pixels move whole: the same image with each value v as (v, 10v, 100v).
         let rgb: Vec<u8> = img.iter().flat_map(|&v| [v, 10 * v, 100 * v]).collect();
         let moved: Vec<u8> = [1, 1, 2, 4, 4, 5].iter().flat_map(|&v: &u8| [v, 10 * v, 100 * v]).collect();
-        assert_eq!(super::shift(&rgb, 2, 3, 3, 1, 0), moved);
+        assert_eq!(shift(&rgb, 2, 3, 3, 1, 0), moved);
     }
 
     #[test]

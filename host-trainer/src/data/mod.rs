@@ -119,12 +119,36 @@ impl Colour {
     }
 }
 
-/// Loads every `LABEL.png` of `dir`. The size is `size` if given (a model's), else the most common image
-/// size in the folder; grey or RGB as `colour` says. Returns the dataset and the number of skipped files
-/// (always 0 with [`OnBad::Fail`]).
+/// The size images are resized to when loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// The most common image size in the folder.
+    OfData,
+    /// At most this many rows: if the most common size is taller, this many rows and as many columns as keep
+    /// its aspect ratio (at least 4); else the most common size.
+    Height(usize),
+    /// `(height, width)`: a model's.
+    Exact(usize, usize),
+}
+
+impl Size {
+    fn of<'a>(self, imgs: impl Iterator<Item = &'a image::DynamicImage>) -> (usize, usize) {
+        match self {
+            Size::Exact(h, w) => (h, w),
+            Size::OfData => most_common_size(imgs),
+            Size::Height(rows) => match most_common_size(imgs) {
+                (h, w) if h > rows => (rows, ((w * rows + h / 2) / h).max(4)),
+                own => own,
+            },
+        }
+    }
+}
+
+/// Loads every `LABEL.png` of `dir`, resized as `size` says, grey or RGB as `colour` says. Returns the
+/// dataset and the number of skipped files (always 0 with [`OnBad::Fail`]).
 pub fn load_dir(
     dir: &Path,
-    size: Option<(usize, usize)>,
+    size: Size,
     rules: &LabelRules,
     on_bad: OnBad,
     colour: Colour,
@@ -150,7 +174,7 @@ pub fn load_dir(
     if good.is_empty() {
         return Err(DataError::AllSkipped { what: dir.to_path_buf(), skipped });
     }
-    let (height, width) = size.unwrap_or_else(|| most_common_size(good.iter().map(|(_, _, img)| img)));
+    let (height, width) = size.of(good.iter().map(|(_, _, img)| img));
     let colour = match colour {
         Colour::Grey => false,
         Colour::Rgb => true,
@@ -215,27 +239,42 @@ mod tests {
         });
         image::DynamicImage::ImageRgb16(img).save(dir.path().join("ab.png")).unwrap();
         let (data, skipped) =
-            load_dir(dir.path(), Some((5, 20)), &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap();
+            load_dir(dir.path(), Size::Exact(5, 20), &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap();
         assert_eq!((data.len(), skipped, data.height, data.width), (1, 0, 5, 20));
         assert_eq!(data.image(0)[0], 0);
         assert_eq!(data.image(0)[19], 255);
         assert_eq!(data.labels, ["ab"]);
+        // a height keeps the aspect ratio: 40x10 at 5 rows is 20 columns, the same pixels as Exact(5, 20)
+        let (tall, _) =
+            load_dir(dir.path(), Size::Height(5), &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap();
+        assert_eq!((tall.height, tall.width, &tall.pixels), (5, 20, &data.pixels));
+        // and never enlarges
+        let (own, _) =
+            load_dir(dir.path(), Size::Height(32), &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap();
+        assert_eq!((own.height, own.width), (10, 40));
 
         std::fs::write(dir.path().join("cd.png"), b"not a png").unwrap();
-        let err = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap_err();
+        let err = load_dir(dir.path(), Size::OfData, &LabelRules::default(), OnBad::Fail, Colour::Grey).unwrap_err();
         assert!(err.to_string().contains("cd.png"), "{err}");
-        let (data, skipped) = load_dir(dir.path(), None, &LabelRules::default(), OnBad::Skip, Colour::Grey).unwrap();
+        let (data, skipped) =
+            load_dir(dir.path(), Size::OfData, &LabelRules::default(), OnBad::Skip, Colour::Grey).unwrap();
         assert_eq!((data.len(), skipped, data.height, data.width), (1, 1, 10, 40));
 
         std::fs::write(dir.path().join("ef.png"), b"").unwrap();
         let rules = LabelRules { alphabet: Some("ab".into()), max_len: None };
-        let err = load_dir(dir.path(), None, &rules, OnBad::Fail, Colour::Grey).unwrap_err();
+        let err = load_dir(dir.path(), Size::OfData, &rules, OnBad::Fail, Colour::Grey).unwrap_err();
         assert!(err.to_string().contains("cd.png"), "{err}");
 
         let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(load_dir(empty.path(), None, &rules, OnBad::Fail, Colour::Grey), Err(DataError::Empty(_))));
+        assert!(matches!(
+            load_dir(empty.path(), Size::OfData, &rules, OnBad::Fail, Colour::Grey),
+            Err(DataError::Empty(_))
+        ));
         let missing = empty.path().join("nope");
-        assert!(load_dir(&missing, None, &rules, OnBad::Fail, Colour::Grey).unwrap_err().to_string().contains("nope"));
+        assert!(load_dir(&missing, Size::OfData, &rules, OnBad::Fail, Colour::Grey)
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
     }
 
     #[test]

@@ -135,7 +135,7 @@ enum Command {
 #[derive(Args)]
 struct TrainArgs {
     /// Folder of LABEL.png images (any size and colour; the label is the file name). Alphabet, maximum
-    /// label length and image size come from the data.
+    /// label length and image size come from the data (the size shrunk as --height says).
     #[arg(long, conflicts_with = "synthetic")]
     data: Option<PathBuf>,
     /// Train on this many synthetic captchas instead (the default when --data is not given).
@@ -190,7 +190,9 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value_t = ColourArg::Auto)]
     colour: ColourArg,
     /// Shrink images taller than this many rows to it (as many columns as keep their aspect ratio) before
-    /// the network sees them; 0: train at the images' own size. The model file records the size, and
+    /// the network sees them, but keep at least 24 columns per character of the longest label (6 of the
+    /// network's time steps; so 160x60 images with 6-character labels become 144x54); 0: train at the
+    /// images' own size. The model file records the size, and
     /// `predict`, `eval` and the device resize to it. Fewer pixels: faster epochs, and glyphs that fill
     /// more of the convolutions' view (a 256x64 many-font style only left CTC's blank plateau at 32 rows).
     /// Synthetic captchas are drawn at their own size (200x50).

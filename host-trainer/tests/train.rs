@@ -53,7 +53,7 @@ fn trains_saves_reloads_and_resumes_after_a_kill() {
     assert!(metrics.wrong.iter().all(|(_, truth, read)| truth != read), "{:?}", metrics.wrong);
 
     // The saved weights reload to the very same outputs.
-    let data = Source::Synthetic { count: 8 }.load(99, OnBad::Fail, Colour::Auto).unwrap();
+    let data = Source::Synthetic { count: 8 }.load(99, OnBad::Fail, Colour::Auto, None).unwrap();
     let reloaded = Trained::load(&straight.join("model.ot")).unwrap();
     let again = Trained::load(&straight.join("model.ot")).unwrap();
     let a = reloaded.logits(&data.pixels, data.len());

@@ -170,6 +170,8 @@ fn a_colour_folder_trains_a_colour_model_that_reads_rgb_on_every_path() {
     let opts = Options { aux_ctc: 0.5, ..options(1) };
     let metrics =
         commands::train(&Source::Folder(images.clone()), &opts, &out, false, OnBad::Fail, Colour::Auto).unwrap();
+    // 200x50 images with 5-character labels shrink to the default 32 rows (128 columns: 25 per character)
+    assert_eq!(metrics.image_size, [32, 128]);
     let model = Trained::load(&out.join("model.ot")).unwrap();
     assert!(model.spec.colour, "auto chose grey for captchas that grayscale erases");
     assert!(model.vs.variables().keys().all(|k| !k.starts_with("aux")), "the shortcut head was saved");
@@ -177,13 +179,13 @@ fn a_colour_folder_trains_a_colour_model_that_reads_rgb_on_every_path() {
     for file in ["model.crnn", "model-int8.crnn"] {
         let bytes = std::fs::read(out.join(file)).unwrap();
         let m = core_infer::Model::parse(&bytes).unwrap();
-        assert_eq!((m.input(), m.image_bytes()), (core_infer::Input::Ink, 3 * 50 * 200), "{file}");
+        assert_eq!((m.input(), m.image_bytes()), (core_infer::Input::Ink, 3 * 32 * 128), "{file}");
     }
     // eval's loader gives RGB to a colour model, and core-infer (converting inside) reads what tch reads.
     let bytes = std::fs::read(out.join("model.crnn")).unwrap();
     let runner = host_trainer::infer::Runner::new(&bytes).unwrap();
     let data = host_trainer::infer::load_for(&runner, &images, OnBad::Fail).unwrap();
-    assert!(data.colour && data.image(0).len() == 3 * 50 * 200);
+    assert!(data.colour && data.image(0).len() == 3 * 32 * 128);
     let codec = host_trainer::data::Codec::new(&model.spec.alphabet);
     let read = runner.recognize_all(&data).unwrap();
     for (i, path) in host_trainer::model::best_paths(&model.logits(&data.pixels, data.len())).iter().enumerate() {

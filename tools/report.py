@@ -76,12 +76,17 @@ def layers():
     model = re.search(r"model name\s*: (.*)", info).group(1)
     mhz = float(re.search(r"cpu MHz\s*: ([0-9.]+)", info).group(1))
     flags = set(re.search(r"flags\s*: (.*)", info).group(1).split())
-    # Multiply-adds per cycle of one core with two 256-bit vector pipes: f32 FMA 2 x 8; int8 2 x 32 with
-    # VNNI's vpdpbusd, else 2 x 16 (vpmaddwd on i16, the AVX2 path).
+    # Multiply-adds per cycle of one core with two vector pipes (256-bit, or 512-bit where the CPU has
+    # AVX-512, as on Intel's Xeon Gold/Platinum and AMD Zen 5; core-infer's 512-bit kernels then run):
+    # f32 FMA 2 x 8 (x 16); int8 2 x 32 (x 64) with VNNI's vpdpbusd, else 2 x 16 (vpmaddwd on i16, AVX2).
     vnni = bool(flags & {"avx_vnni", "avx512_vnni"})
-    peak = {"f32": 16 * mhz / 1e3, "int8": (64 if vnni else 32) * mhz / 1e3}
-    print(f"CPU: {model}, {mhz:.0f} MHz now, {'VNNI' if vnni else 'no VNNI'}; "
-          f"peak per core (two 256-bit pipes): f32 {peak['f32']:.1f}, int8 {peak['int8']:.1f} GMAC/s")
+    wide = "avx512f" in flags
+    f32_lanes = 16 if wide else 8
+    int8_lanes = (64 if wide and "avx512_vnni" in flags else 32) if vnni else 16
+    peak = {"f32": 2 * f32_lanes * mhz / 1e3, "int8": 2 * int8_lanes * mhz / 1e3}
+    print(f"CPU: {model}, {mhz:.0f} MHz (nominal; turbo may pass 100%), {'VNNI' if vnni else 'no VNNI'}; "
+          f"peak per core (two {512 if wide else 256}-bit pipes): f32 {peak['f32']:.1f}, "
+          f"int8 {peak['int8']:.1f} GMAC/s")
     print("| stage | multiply-adds | f32 µs | f32 GMAC/s | of peak | int8 µs | int8 GMAC/s | of peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     stages = [n.split(" ", 1)[1] for n in macs if n.startswith("f32 ")]

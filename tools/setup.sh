@@ -66,7 +66,18 @@ CFG
 setup_firmware() {
     # QEMU for the boards (qemu-system-misc: qemu-system-riscv32); the Arm GNU toolchain and newlib for the
     # C example (firmware-example/c).
-    apt_install qemu-system-arm qemu-system-misc gcc-arm-none-eabi libnewlib-arm-none-eabi
+    local packages=(qemu-system-arm qemu-system-misc gcc-arm-none-eabi libnewlib-arm-none-eabi)
+    if ! apt_install "${packages[@]}"; then
+        # Some machine images carry a newer qemu-utils (qemu-img, from backports) whose Breaks: rule refuses
+        # Debian's own system emulators. The device figures are measured with Debian's QEMU (7.2), so
+        # qemu-utils goes back to the emulators' version (qemu-img keeps working).
+        local version sudo=""
+        version=$(apt-cache policy qemu-system-arm | awk '/Candidate:/ {print $2}')
+        [ "$(id -u)" -ne 0 ] && sudo=sudo
+        log "the installed qemu-utils refuses qemu-system-arm $version: installing qemu-utils $version with it"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --allow-downgrades \
+            "${packages[@]}" "qemu-utils=$version" >/dev/null
+    fi
     # thumbv7em: Cortex-M4 and M7 (DSP, FPU); thumbv7m: Cortex-M3; thumbv8m.main: Cortex-M33 and M55;
     # riscv32imac: RV32 (tools/firmware.sh --core, matrix)
     local target

@@ -20,7 +20,7 @@ use crate::format::names;
 use crate::format::{Arch, ModelFile, Precision};
 use crate::kernels::{
     self, dot_prepared, dot_rows, prepare, put_inputs, requantize_add, QuantLinear, COLLECTED, GATE_CHUNK, LANES,
-    RECUR_ROWS, ROWS_AT_ONCE,
+    INPUT_ROWS, RECUR_ROWS,
 };
 use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE, LSTM_STEPS_SIZED};
 use crate::Error;
@@ -236,9 +236,9 @@ impl Kernels for I8 {
             for r0 in (gate * l.hidden..end).step_by(GATE_CHUNK) {
                 let len = GATE_CHUNK.min(end - r0);
                 let mut sums = [[0i32; COLLECTED]; LSTM_STEPS_AT_ONCE];
-                for q in (0..len).step_by(ROWS_AT_ONCE) {
-                    let mut acc = [[0i32; 4]; ROWS_AT_ONCE];
-                    let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(len - q)) else { return };
+                for q in (0..len).step_by(INPUT_ROWS) {
+                    let mut acc = [[0i32; 4]; INPUT_ROWS];
+                    let Some(acc) = acc.get_mut(..INPUT_ROWS.min(len - q)) else { return };
                     dot_prepared(l.w_ih.get((r0 + q) * l.n_in..).unwrap_or(&[]), l.n_in, &xb, cols, acc);
                     if COLLECTED > 0 {
                         for (r, a) in (q..).zip(&*acc) {

@@ -21,9 +21,15 @@ fn latency(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("single image");
     group.sample_size(20);
-    // Each precision with every kernel the CPU has, then capped at AVX2 without VNNI, and at SSE2.
+    // Each precision with every kernel the CPU has, then capped at 256-bit registers, at AVX2 without VNNI,
+    // and at SSE2.
     use core_infer::kernels::{limit, Level};
-    for (level, suffix) in [(Level::Best, ""), (Level::Avx2, ", AVX2 only"), (Level::Sse2, ", SSE2 only")] {
+    for (level, suffix) in [
+        (Level::Best, ""),
+        (Level::Ymm, ", 256-bit only"),
+        (Level::Avx2, ", AVX2 only"),
+        (Level::Sse2, ", SSE2 only"),
+    ] {
         limit(level);
         for (name, bytes) in [("core-infer f32", &f32_bytes), ("core-infer int8", &int8_bytes)] {
             let m = core_infer::Model::parse(bytes).expect("parse");

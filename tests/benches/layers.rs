@@ -5,7 +5,10 @@
 //! iterations, not the whole inference's). A stage that ends many times per inference (the front end
 //! streams along the width) pays a clock read (some 20 ns) each time. `tools/report.py layers` turns the
 //! estimates into GMAC/s per stage with `Stage::macs` (written to `target/criterion/layers-macs.json`).
-//! `cargo bench -p equivalence-tests --bench layers` (tools/bench.sh runs it).
+//! `cargo bench -p equivalence-tests --bench layers` (tools/bench.sh runs it); `LEVEL=ymm` (or `avx2`,
+//! `sse2`) in the environment caps the x86-64 kernels as `kernels::limit` does, to compare one stage's
+//! kernels (`LEVEL=ymm cargo bench ... --bench layers -- 'int8 conv2'`; criterion's `change` line then
+//! compares with the previous run).
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +40,15 @@ fn layers(c: &mut Criterion) {
     let int8_bytes = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).expect("int8 model");
     let data = synthetic_images(1);
     let image = data.image(0).to_vec();
+
+    use core_infer::kernels::{limit, Level};
+    match std::env::var("LEVEL").as_deref() {
+        Ok("ymm") => limit(Level::Ymm),
+        Ok("avx2") => limit(Level::Avx2),
+        Ok("sse2") => limit(Level::Sse2),
+        Ok("best") | Err(_) => {}
+        Ok(other) => panic!("LEVEL={other}: expected best, ymm, avx2 or sse2"),
+    }
 
     let mut macs = Vec::new();
     let mut group = c.benchmark_group("layers");

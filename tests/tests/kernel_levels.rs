@@ -33,7 +33,7 @@ fn every_level_gives_the_same_scores() {
     let f32 = Weights::from_tch(&shipped_model()).expect("weights").to_crnn_f32().expect("f32 model");
     let (best8, best32) = (scores(&int8, &images, Level::Best), scores(&f32, &images, Level::Best));
     assert!(best8.iter().all(|(_, raw)| !raw.is_empty()), "the int8 model gave no raw scores");
-    for level in [Level::Avx2, Level::Sse2] {
+    for level in [Level::Ymm, Level::Avx2, Level::Sse2] {
         let got = scores(&int8, &images, level);
         assert!(got.iter().zip(&best8).all(|(a, b)| a.1 == b.1), "int8 scores at {level:?} differ from the best level's");
         let got = scores(&f32, &images, level);

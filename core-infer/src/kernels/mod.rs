@@ -6,7 +6,8 @@
 //! - `x86_64/`: `sse2.rs` (the x86-64 baseline: the int8 block dot product), `avx2.rs` (AVX2 and FMA,
 //!   with AVX-VNNI's `vpdpwssd` on i16 blocks: four-row dot products of both precisions, conv1 + pool,
 //!   the LSTM gate requantization and cells), `vnni.rs` (`vpdpbusd` on unsigned bytes, AVX-VNNI or
-//!   AVX512-VNNI: conv2 + pool and the LSTM products); chosen at run time by CPUID (`cpufeatures`, no std).
+//!   AVX512-VNNI: conv2 + pool and the LSTM products), `avx512.rs` (AVX-512F: the f32 four-row dot
+//!   products on 512-bit registers); chosen at run time by CPUID (`cpufeatures`, no std).
 //! - `arm/dsp.rs`: the Armv7E-M DSP kernels (SMLAD, SXTB16 through `asm!`; the `dsp` feature).
 //! - `arm/mve.rs`: the Cortex-M55's Helium kernels (VMLADAVA on int8 through `asm!`; the `mve` feature, which
 //!   keeps the DSP kernels for the rest): the conv windows and the LSTM products.
@@ -215,7 +216,7 @@ fn dot_rows_generic(w: &[u8], k: usize, block: &[i16], cols: usize, acc: &mut [[
 
 /// The inputs of one dot-product pass, prepared once for all weight rows: a [block](crate::block) of
 /// `x − zp` in i16 (every target), or on x86-64 with AVX-VNNI or AVX512-VNNI the columns one after the
-/// other as unsigned bytes `x ⊕ 0x80` with the offset `128 + zp` (`x86_64::vnni::rows4_u8`: half the bytes, no
+/// other as unsigned bytes `x ⊕ 0x80` with the offset `128 + zp` (`x86_64::vnni::rows_u8`: half the bytes, no
 /// widening), or with the Cortex-M55's Helium kernels the columns one after the other as they are, int8,
 /// with their zero point (`arm::mve::rows`).
 pub enum Prepared<'b> {
@@ -259,6 +260,14 @@ pub fn prepare<'b>(block: &'b mut [i16], n: usize, columns: &[&[i8]], zp: i32) -
 #[inline(always)]
 pub fn dot_prepared(w: &[u8], k: usize, x: &Prepared<'_>, cols: usize, acc: &mut [[i32; 4]]) {
     match x {
+        // (x86-64: four rows per kernel pass, whatever the caller hands over)
+        #[cfg(target_arch = "x86_64")]
+        Prepared::Block(block) => {
+            for (i, acc) in acc.chunks_mut(KERNEL_ROWS).enumerate() {
+                dot_rows(w.get(i * KERNEL_ROWS * k..).unwrap_or(&[]), k, block, cols, acc);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         Prepared::Block(block) => dot_rows(w, k, block, cols, acc),
         #[cfg(all(feature = "mve", target_arch = "arm"))]
         &Prepared::Int8(bytes, zp) => {
@@ -274,10 +283,8 @@ pub fn dot_prepared(w: &[u8], k: usize, x: &Prepared<'_>, cols: usize, acc: &mut
         }
         #[cfg(target_arch = "x86_64")]
         &Prepared::Bytes(bytes, offset) => {
-            if let Ok(acc4) = <&mut [[i32; 4]; KERNEL_ROWS]>::try_from(&mut *acc) {
-                if x86_64::vnni::rows4_u8(w, k, bytes, cols, offset, acc4) {
-                    return;
-                }
+            if x86_64::vnni::rows_u8(w, k, bytes, cols, offset, acc) {
+                return;
             }
             for (r, a) in acc.iter_mut().enumerate() {
                 let row = w.get(r * k..(r + 1) * k).unwrap_or(&[]);
@@ -325,9 +332,15 @@ fn dot_rows1(w: &[u8], k: usize, block: &[i16]) -> [i32; 2] {
 /// by [`requantize_add`], eight at a time (a multiple of eight: the AVX2 step).
 pub const GATE_CHUNK: usize = 64;
 
-/// Gate rows of the recurrent half per kernel pass: [`KERNEL_ROWS`] (the x86-64 kernels' four), or a
-/// whole chunk with the Arm DSP kernels, which loop over the rows themselves.
-pub const RECUR_ROWS: usize = if cfg!(all(feature = "dsp", target_arch = "arm")) { GATE_CHUNK } else { KERNEL_ROWS };
+/// Gate rows of the recurrent half per kernel call: a whole chunk with the Arm DSP kernels and on x86-64,
+/// whose kernels loop over the rows themselves (four at a time on x86-64: [`dot_prepared`]), else
+/// [`KERNEL_ROWS`].
+pub const RECUR_ROWS: usize =
+    if cfg!(any(all(feature = "dsp", target_arch = "arm"), target_arch = "x86_64")) { GATE_CHUNK } else { KERNEL_ROWS };
+
+/// Gate rows of the input half per kernel call: a whole chunk on x86-64 (as [`RECUR_ROWS`]), else
+/// [`ROWS_AT_ONCE`].
+pub const INPUT_ROWS: usize = if cfg!(target_arch = "x86_64") { GATE_CHUNK } else { ROWS_AT_ONCE };
 
 /// Gate sums collected per chunk: all of them on x86-64; none elsewhere, where each sum is requantized
 /// right after its kernel pass (collecting them cost the Cortex-M4 1.6 M instructions per inference when
@@ -359,13 +372,17 @@ pub fn cell(sigmoid: Lut<'_>, tanh: Lut<'_>, [i, f, g, o]: [&[i32]; 4], h: &mut 
 }
 
 /// `acc[r][c] += Σ w_r · x_c` for the f32 weight rows `w_r` (`k` each, little-endian bytes from `w`) and
-/// the `cols` columns of `block`: four rows in one AVX2/FMA pass on x86-64 CPUs that have it, else (and for
-/// a partial last group) [`reference::rows_f32_from`] row by row.
+/// the `cols` columns of `block`: four rows in one AVX-512F or AVX2/FMA pass on x86-64 CPUs that have
+/// them, else (and for a partial last group) [`reference::rows_f32_from`] row by row.
 #[cfg(feature = "f32")]
 pub fn rows_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
     #[cfg(target_arch = "x86_64")]
-    let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc)
-        .map_or(0, |acc4| x86_64::avx2::rows4_f32(w, k, block, cols, acc4));
+    let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc).map_or(0, |acc4| {
+        match x86_64::avx512::rows4_f32(w, k, block, cols, acc4) {
+            0 => x86_64::avx2::rows4_f32(w, k, block, cols, acc4),
+            done => done,
+        }
+    });
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     reference::rows_f32_from(w, k, block, cols, acc, done);

@@ -220,16 +220,16 @@ fn lstm_cell_matches_portable(
 
 /// Prepared inputs (unsigned bytes with an offset on x86-64 with AVX-VNNI or AVX512-VNNI, else a
 /// block) through [`dot_prepared`] equal the portable kernel on the block of `x − zp`, bit for bit,
-/// for any zero point, 1 or 2 columns and 1-4 rows (four take the kernel, fewer the plain loop);
-/// so does every unsigned-byte variant the CPU runs on four rows.
+/// for any zero point, 1 or 2 columns and 1-8 rows (four and eight take the kernel, others the plain
+/// loop); so does every unsigned-byte variant the CPU runs on four and eight rows.
 #[test]
 fn prepared_rows_match_portable(
-    w in proptest::collection::vec(any::<u8>(), 4 * 256),
+    w in proptest::collection::vec(any::<u8>(), 8 * 256),
     x in proptest::collection::vec(any::<i8>(), 2 * 256),
     n in prop::sample::select(std::vec![32usize, 64, 96, 256, 36]),
     zp in prop::sample::select(std::vec![-128i32, 0, 127, -5]),
     cols in 1usize..=2,
-    rows in 1usize..=4,
+    rows in 1usize..=8,
 ) {
     let columns: std::vec::Vec<&[i8]> = (0..cols).map(|c| &x[c * n..(c + 1) * n]).collect();
     let mut block = std::vec![0i16; block_len(n, cols)];
@@ -242,7 +242,7 @@ fn prepared_rows_match_portable(
     dot_prepared(&w, n, &prepared, cols, &mut got);
     let mut reference = std::vec![0i16; block_len(n, cols)];
     load(&mut reference, n, &columns, LANES, |a| i16::from(a) - zp as i16);
-    let mut want = [[3i32, -9, 0, 0]; 4];
+    let mut want = [[3i32, -9, 0, 0]; 8];
     for (r, want) in want.iter_mut().enumerate() {
     dot_block_portable(&w[r * n..], n, &reference, &mut want[..cols]);
     }
@@ -252,9 +252,12 @@ fn prepared_rows_match_portable(
     #[cfg(target_arch = "x86_64")]
     if let Prepared::Bytes(bytes, offset) = prepared {
     for v in vnni::DotBytes::all() {
-        let mut acc = [[3i32, -9, 0, 0]; 4];
-        prop_assert!(vnni::rows4_u8_with(v, &w, n, bytes, cols, offset, &mut acc));
-        prop_assert_eq!(acc, want, "{:?}", v);
+        // four rows, and eight in one call
+        for rows in [4, 8] {
+            let mut acc = std::vec![[3i32, -9, 0, 0]; rows];
+            prop_assert!(vnni::rows_u8_with(v, &w, n, bytes, cols, offset, &mut acc));
+            prop_assert_eq!(&acc[..], &want[..rows], "{:?}", v);
+        }
     }
     }
     #[cfg(target_arch = "x86_64")]

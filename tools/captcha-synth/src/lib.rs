@@ -323,8 +323,8 @@ impl Canvas<'_> {
                 for dx in [x.wrapping_sub(1), x, x + 1] {
                     let above = prev.get(dx);
                     let here = cur.get(dx);
-                    let below =
-                        if y + 1 < self.height { self.pixels.get((y + 1) * w + dx).filter(|_| dx < w) } else { None };
+                    // (dx is usize::MAX left of the image: checked before it is used as an index)
+                    let below = if y + 1 < self.height && dx < w { self.pixels.get((y + 1) * w + dx) } else { None };
                     for v in [above, here, below].into_iter().flatten() {
                         sum += u32::from(*v);
                         count += 1;

@@ -4,7 +4,7 @@
 //! - dot products: four weight rows against a [block](crate::block) of 1, 2 or 4 columns in one pass, so
 //!   every input load serves four rows and every weight load up to four columns (int8 `vpmaddwd` or
 //!   `vpdpwssd` on i16 blocks, f32 FMA); with AVX-VNNI, int8 inputs as unsigned bytes against int8 weights
-//!   (`vpdpbusd`, 32 products per instruction: [`super::vnni::rows4_u8`], and conv2 + pool in [`super::vnni::conv_pool_u8`]);
+//!   (`vpdpbusd`, 32 products per instruction: [`super::vnni::rows_u8`], and conv2 + pool in [`super::vnni::conv_pool_u8`]);
 //! - conv1 + pool, eight output channels per register ([`conv1_pool_i8`], [`conv1_pool_f32`]), with the
 //!   int8 requantization eight channels at a time;
 //! - the LSTMs' gate requantization ([`requantize_add`]) and cells ([`lstm_cell_i8`], [`lstm_cell_f32`]),
@@ -49,7 +49,7 @@ pub(super) fn cpu_vnni() -> bool {
 /// one instruction). `cpufeatures` does not know this feature, so CPUID leaf 7, sub-leaf 1, EAX bit 4 is
 /// read here (once; the OS side, YMM state, is what [`available`] checked).
 pub fn vnni() -> bool {
-    cpu_vnni() && super::allowed(super::Level::Best)
+    cpu_vnni() && super::allowed(super::Level::Ymm)
 }
 
 /// `acc + Σ` of neighbouring i16 products of `a` and `b`, per i32 lane: two instructions with AVX2, one
@@ -97,7 +97,7 @@ impl Madd for AvxVnni {
 /// multiple of 4 when the weights run on that far (inside a tensor they do: the extra weights then meet
 /// the block's zero padding, as in the Cortex-M4 kernel); else the whole groups only; 0 if the block is
 /// too short. Every read of the kernels below stays within these bounds.
-fn groups(w_len: usize, k: usize, block_len: usize, cols: usize) -> usize {
+pub(super) fn groups(w_len: usize, k: usize, block_len: usize, cols: usize) -> usize {
     let fits = |groups: usize| w_len >= 3 * k + 4 * groups && block_len >= 4 * groups * cols;
     [k.div_ceil(4), k / 4].into_iter().find(|&g| fits(g)).unwrap_or(0)
 }
@@ -888,7 +888,7 @@ mod tests {
             }
         }
 
-        /// The f32 kernel's four rows equal f64 sums over its whole groups, to rounding.
+        /// The f32 kernels' four rows equal f64 sums over their whole groups, to rounding.
         #[test]
         fn f32_rows_match_f64(
             w in proptest::collection::vec(-1f32..1.0, 4..1300),
@@ -904,15 +904,24 @@ mod tests {
             for c in 0..cols {
                 crate::block::put(&mut block, cols, c, 0, &x[c * k..(c + 1) * k], [0, 1, 2, 3], |v| v);
             }
-            let mut acc = [[0f32; 4]; 4];
-            let done = rows4_f32(&wb, k, &block, cols, &mut acc);
-            let whole = if w.len() >= 3 * k + 4 * k.div_ceil(4) { k.div_ceil(4) } else { k / 4 };
-            prop_assert_eq!(done, whole);
-            for (r, acc) in acc.iter().enumerate() {
-                for (c, &got) in acc.iter().enumerate().take(cols) {
-                    let terms = (0..(4 * done).min(k)).map(|j| f64::from(w[r * k + j]) * f64::from(x[c * k + j]));
-                    let (exact, size): (f64, f64) = terms.fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()));
-                    prop_assert!((f64::from(got) - exact).abs() <= 1e-6 * size + 1e-6, "row {r}, column {c}: {got} vs {exact}");
+            // (the 512-bit kernel too, where the CPU has AVX-512F: the same bounds, the same sums)
+            type Kernel = fn(&[u8], usize, &[f32], usize, &mut [[f32; 4]; 4]) -> usize;
+            let mut kernels: std::vec::Vec<(&str, Kernel)> = std::vec![("avx2", rows4_f32)];
+            if super::super::avx512::available() {
+                kernels.push(("avx-512", super::super::avx512::rows4_f32));
+            }
+            for (name, kernel) in kernels {
+                let mut acc = [[0f32; 4]; 4];
+                let done = kernel(&wb, k, &block, cols, &mut acc);
+                let whole = if w.len() >= 3 * k + 4 * k.div_ceil(4) { k.div_ceil(4) } else { k / 4 };
+                prop_assert_eq!(done, whole, "{}", name);
+                for (r, acc) in acc.iter().enumerate() {
+                    for (c, &got) in acc.iter().enumerate().take(cols) {
+                        let terms = (0..(4 * done).min(k)).map(|j| f64::from(w[r * k + j]) * f64::from(x[c * k + j]));
+                        let (exact, size): (f64, f64) = terms.fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()));
+                        let close = (f64::from(got) - exact).abs() <= 1e-6 * size + 1e-6;
+                        prop_assert!(close, "{name}, row {r}, column {c}: {got} vs {exact}");
+                    }
                 }
             }
         }

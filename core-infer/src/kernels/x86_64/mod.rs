@@ -1,8 +1,10 @@
 //! x86-64 kernels: SSE2 (every x86-64 CPU), AVX2/FMA (with AVX-VNNI's i16 dot products where present),
-//! and the unsigned-byte `vpdpbusd` kernels of AVX-VNNI and AVX512-VNNI. `avx2::available`,
-//! `avx2::vnni` and `vnni::DotBytes::get` read CPUID once; the selection functions of [`super`] ask them,
-//! within the [`limit`] a caller may set (the benchmarks measure each level on one CPU so).
+//! the unsigned-byte `vpdpbusd` kernels of AVX-VNNI and AVX512-VNNI, and the 512-bit kernels of AVX-512.
+//! `avx2::available`, `avx2::vnni`, `vnni::DotBytes::get` and `avx512::available` read CPUID once; the
+//! selection functions of [`super`] ask them, within the [`limit`] a caller may set (the benchmarks
+//! measure each level on one CPU so).
 pub mod avx2;
+pub mod avx512;
 pub mod sse2;
 pub mod vnni;
 
@@ -15,8 +17,11 @@ pub enum Level {
     Sse2 = 0,
     /// AVX2 and FMA, without any VNNI (neither AVX-VNNI's i16 dot products nor the `vpdpbusd` kernels).
     Avx2 = 1,
+    /// Everything the CPU has on registers of 256 bits or fewer (AVX-VNNI, AVX512-VNNI on YMM): no
+    /// 512-bit kernels (`avx512.rs`).
+    Ymm = 2,
     /// Everything the CPU has (the default).
-    Best = 2,
+    Best = 3,
 }
 
 static LIMIT: AtomicU8 = AtomicU8::new(Level::Best as u8);

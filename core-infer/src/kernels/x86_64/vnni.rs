@@ -14,7 +14,7 @@ cpufeatures::new!(cpuid_avx512vl, "avx512f", "avx512vl");
 cpufeatures::new!(cpuid_avx2, "avx2", "fma");
 
 /// The instruction set a CPU offers for `vpdpbusd` (unsigned bytes times signed bytes, summed by four into
-/// i32 lanes), which the unsigned-byte kernels ([`rows4_u8`], [`conv_pool_u8`]) need: AVX-VNNI (VEX
+/// i32 lanes), which the unsigned-byte kernels ([`rows_u8`], [`conv_pool_u8`]) need: AVX-VNNI (VEX
 /// encoded; AMD Zen 4 and later, Intel from Alder Lake and Sapphire Rapids) or AVX512-VNNI with AVX512-VL
 /// on 256-bit registers (Intel servers from Cascade Lake, AMD Zen 4 and later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl DotBytes {
             DotBytes::AvxVnni => 1,
             DotBytes::Avx512Vnni => 2,
         };
-        mask & bit != 0 && super::allowed(super::Level::Best)
+        mask & bit != 0 && super::allowed(super::Level::Ymm)
     }
 }
 
@@ -228,29 +228,33 @@ unsafe fn conv_u8<D: DotBytesOp>(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: 
     }
 }
 
-/// `acc[r][c] += Σ_j w_r[j] · (x_c[j] − offset)` for the four int8 weight rows `w_r = w[r·k ..][..k]` and
-/// `cols` (1 or 2) columns of `k` unsigned bytes `x_c = x[c·k ..][..k]`, with AVX-VNNI's `vpdpbusd` (32
-/// products per instruction, no widening). An int8 input `v` with zero point `zp` enters as the byte
-/// `v ⊕ 0x80` with `offset = 128 + zp`, since `v − zp = (v + 128) − (128 + zp)`; the offset's share,
-/// `offset · Σ w_r`, is summed by one more `vpdpbusd` per row (none when the offset is 0) and subtracted.
-/// Wrapping i32 sums, equal to the portable kernel's. Returns false, doing nothing, without AVX-VNNI, for
-/// `k` not a multiple of 32, other column counts, an offset outside 0..=255 or short slices.
-pub fn rows4_u8(w: &[u8], k: usize, x: &[u8], cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) -> bool {
-    DotBytes::get().is_some_and(|v| rows4_u8_with(v, w, k, x, cols, offset, acc))
+/// `acc[r][c] += Σ_j w_r[j] · (x_c[j] − offset)` for the int8 weight rows `w_r = w[r·k ..][..k]`
+/// (`r < acc.len()`, a multiple of four) and `cols` (1 or 2) columns of `k` unsigned bytes
+/// `x_c = x[c·k ..][..k]`, four rows per pass with `vpdpbusd` (32 products per instruction, no
+/// widening). An int8 input `v` with zero point `zp` enters as the byte `v ⊕ 0x80` with
+/// `offset = 128 + zp`, since `v − zp = (v + 128) − (128 + zp)`; the offset's share, `offset · Σ w_r`, is
+/// summed by one more `vpdpbusd` per row (none when the offset is 0) and subtracted. The LSTMs hand over a
+/// whole chunk of gate rows, so the call (and the CPU check) is paid once per chunk, not per four rows.
+/// Wrapping i32 sums, equal to the portable kernel's. Returns false, doing nothing, without AVX-VNNI or
+/// AVX512-VNNI, for `k` not a multiple of 32, a row count not a multiple of four, other column counts, an
+/// offset outside 0..=255 or short slices.
+pub fn rows_u8(w: &[u8], k: usize, x: &[u8], cols: usize, offset: i32, acc: &mut [[i32; 4]]) -> bool {
+    DotBytes::get().is_some_and(|v| rows_u8_with(v, w, k, x, cols, offset, acc))
 }
 
-/// [`rows4_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
-pub fn rows4_u8_with(
+/// [`rows_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
+pub fn rows_u8_with(
     v: DotBytes,
     w: &[u8],
     k: usize,
     x: &[u8],
     cols: usize,
     offset: i32,
-    acc: &mut [[i32; 4]; 4],
+    acc: &mut [[i32; 4]],
 ) -> bool {
-    let fits = k != 0 && k.is_multiple_of(32) && w.len() >= 4 * k && x.len() >= cols * k;
-    if !v.runs() || !fits || !(0..=255).contains(&offset) || !(1..=2).contains(&cols) {
+    let rows = acc.len();
+    let fits = k != 0 && k.is_multiple_of(32) && w.len() >= rows * k && x.len() >= cols * k;
+    if !v.runs() || !fits || !rows.is_multiple_of(4) || !(0..=255).contains(&offset) || !(1..=2).contains(&cols) {
         return false;
     }
     let (w, x) = (w.as_ptr(), x.as_ptr());
@@ -265,18 +269,19 @@ pub fn rows4_u8_with(
 }
 
 #[target_feature(enable = "avx2,avxvnni")]
-unsafe fn u8_rows4_avxvnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) {
+unsafe fn u8_rows4_avxvnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]]) {
     // SAFETY: the features are enabled here; the caller checked the slices.
     unsafe { u8_rows4_cols::<AvxVnni>(w, k, x, cols, offset, acc) }
 }
 
 #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-unsafe fn u8_rows4_avx512vnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]; 4]) {
+unsafe fn u8_rows4_avx512vnni(w: *const u8, k: usize, x: *const u8, cols: usize, offset: i32, acc: &mut [[i32; 4]]) {
     // SAFETY: the features are enabled here; the caller checked the slices.
     unsafe { u8_rows4_cols::<Avx512Vnni>(w, k, x, cols, offset, acc) }
 }
 
-/// The column count and whether there is an offset, as compile-time parameters of the kernel body.
+/// The column count and whether there is an offset, as compile-time parameters of the kernel body, which
+/// runs on each four rows of `acc` (rows `4i..4i + 4` from `w + 4i·k`).
 #[inline(always)]
 unsafe fn u8_rows4_cols<D: DotBytesOp>(
     w: *const u8,
@@ -284,20 +289,24 @@ unsafe fn u8_rows4_cols<D: DotBytesOp>(
     x: *const u8,
     cols: usize,
     offset: i32,
-    acc: &mut [[i32; 4]; 4],
+    acc: &mut [[i32; 4]],
 ) {
-    // SAFETY (caller): as for `u8_rows4`.
+    // SAFETY (caller): as for `u8_rows4`, for each four rows.
     unsafe {
-        match (cols, offset) {
-            (1, 0) => u8_rows4::<D, 1, false>(w, k, x, offset, acc),
-            (1, _) => u8_rows4::<D, 1, true>(w, k, x, offset, acc),
-            (2, 0) => u8_rows4::<D, 2, false>(w, k, x, offset, acc),
-            _ => u8_rows4::<D, 2, true>(w, k, x, offset, acc),
+        for (i, acc) in acc.chunks_exact_mut(4).enumerate() {
+            let Ok(acc) = <&mut [[i32; 4]; 4]>::try_from(acc) else { return };
+            let w = w.add(4 * i * k);
+            match (cols, offset) {
+                (1, 0) => u8_rows4::<D, 1, false>(w, k, x, offset, acc),
+                (1, _) => u8_rows4::<D, 1, true>(w, k, x, offset, acc),
+                (2, 0) => u8_rows4::<D, 2, false>(w, k, x, offset, acc),
+                _ => u8_rows4::<D, 2, true>(w, k, x, offset, acc),
+            }
         }
     }
 }
 
-/// The body of [`rows4_u8`] for `C` columns, with or without an offset.
+/// The body of [`rows_u8`] for four rows and `C` columns, with or without an offset.
 ///
 /// # Safety
 /// Inlined into a function compiled with `D`'s features (and AVX2); four rows of `k` bytes from `w` at
@@ -311,7 +320,7 @@ unsafe fn u8_rows4<D: DotBytesOp, const C: usize, const OFFSET: bool>(
     acc: &mut [[i32; 4]; 4],
 ) {
     // SAFETY (caller): the features are enabled; rows `r · k + 32q .. + 32` and columns `c · k + 32q .. + 32`
-    // for `32q < k` are within the slices `rows4_u8` checked.
+    // for `32q < k` are within the slices `rows_u8` checked.
     unsafe {
         let zero = _mm256_setzero_si256();
         let off = _mm256_set1_epi8(offset as u8 as i8);

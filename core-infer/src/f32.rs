@@ -5,7 +5,7 @@ use crate::block::{block_len, load};
 use crate::format::le::Le;
 use crate::format::names;
 use crate::format::{ModelFile, Precision};
-use crate::kernels::{self, KERNEL_ROWS, ROWS_AT_ONCE};
+use crate::kernels::{self, INPUT_ROWS, RECUR_ROWS};
 use crate::net::{Kernels, Mac, LSTM_STEPS_AT_ONCE, LSTM_STEPS_SIZED};
 use crate::Error;
 
@@ -123,9 +123,9 @@ impl Kernels for F32 {
         let Some(xb) = block.get_mut(..block_len(l.n_in, cols)) else { return };
         load(xb, l.n_in, xs.get(..cols).unwrap_or(xs), LANES, |a| a);
         let n = 4 * l.hidden;
-        for r0 in (0..n).step_by(ROWS_AT_ONCE) {
-            let mut acc = [[0f32; 4]; ROWS_AT_ONCE];
-            let Some(acc) = acc.get_mut(..ROWS_AT_ONCE.min(n - r0)) else { return };
+        for r0 in (0..n).step_by(INPUT_ROWS) {
+            let mut acc = [[0f32; 4]; INPUT_ROWS];
+            let Some(acc) = acc.get_mut(..INPUT_ROWS.min(n - r0)) else { return };
             kernels::rows_f32(l.w_ih.bytes().get(4 * r0 * l.n_in..).unwrap_or(&[]), l.n_in, xb, cols, acc);
             for (r, a) in (r0..).zip(&*acc) {
                 for (step, &a) in a.iter().enumerate().take(cols) {
@@ -144,11 +144,11 @@ impl Kernels for F32 {
             return;
         };
         load(hb, l.hidden, &[&*h], LANES, |a| a);
-        for (q, g) in gates.chunks_mut(KERNEL_ROWS).enumerate() {
-            let mut acc = [[0f32; 4]; KERNEL_ROWS];
+        for (q, g) in gates.chunks_mut(RECUR_ROWS).enumerate() {
+            let mut acc = [[0f32; 4]; RECUR_ROWS];
             let Some(acc) = acc.get_mut(..g.len()) else { return };
             kernels::rows_f32(
-                l.w_hh.bytes().get(4 * q * KERNEL_ROWS * l.hidden..).unwrap_or(&[]),
+                l.w_hh.bytes().get(4 * q * RECUR_ROWS * l.hidden..).unwrap_or(&[]),
                 l.hidden,
                 hb,
                 1,
@@ -214,18 +214,19 @@ mod tests {
             }
         }
 
-        /// 1-4 rows against 1-4 columns (four rows of 1, 2 or 4 columns through AVX2/FMA where the CPU has
-        /// it, the rest through the portable loop) equal f64 sums to rounding, for any row length; the
-        /// weights may run on past the last row, as inside a tensor.
+        /// 1-8 rows against 1-4 columns (four or eight rows of 1, 2 or 4 columns through AVX-512F in one
+        /// call, or four at a time through AVX2/FMA, where the CPU has them; the rest through the portable
+        /// loop) equal f64 sums to rounding, for any row length; the weights may run on past the last row,
+        /// as inside a tensor.
         #[test]
         fn rows_match_f64(
-            w in proptest::collection::vec(-1f32..1.0, 0..1300),
+            w in proptest::collection::vec(-1f32..1.0, 0..2600),
             x in proptest::collection::vec(-4f32..4.0, 4 * 330),
-            rows_n in 1usize..=4,
+            rows_n in 1usize..=8,
             cols in 1usize..=4,
             extra in 0usize..4,
         ) {
-            let k = (w.len().saturating_sub(extra) / 4).min(330);
+            let k = (w.len().saturating_sub(extra) / 8).min(330);
             let wb: std::vec::Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
             let mut block = std::vec![0f32; block_len(k, cols)];
             for c in 0..cols {

@@ -3,8 +3,14 @@
 //! It also writes the exported ONNX and the same images, converted as the model file says, to
 //! `target/peers/` for ONNX Runtime (`tools/ort_bench.py`). `cargo bench -p equivalence-tests` (tools/bench.sh
 //! runs both and tabulates the results).
+//!
+//! After criterion, a round-robin pass (`round_robin`) times the same single-image runs taking turns,
+//! many rounds, and writes each one's fastest and median round to `target/peers/latency.json`: on a shared
+//! machine criterion's means of two identical runs measured in turn differed by 25% (2026-12-03), while
+//! runs that take turns see the same interference, so their ratios hold (`tools/report.py bench` uses
+//! these figures where present).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use equivalence_tests::{shipped_model, synthetic_images, workspace};
 use host_trainer::export::Weights;
 use tract_onnx::prelude::*;
@@ -79,6 +85,78 @@ fn latency(c: &mut Criterion) {
     group.finish();
 }
 
+/// The round-robin pass: every single-image run (SSE2 apart: 30x slower, it has its own few rounds) runs
+/// `PER_TURN` times in each of `ROUNDS` rounds, taking turns; per run, its fastest and median round.
+fn round_robin() {
+    const ROUNDS: usize = 25;
+    const PER_TURN: usize = 10;
+    tch::set_num_threads(1);
+    let model = shipped_model();
+    let weights = Weights::from_tch(&model).expect("weights");
+    let f32_bytes = weights.to_crnn_f32().expect("f32 model");
+    let int8_bytes = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).expect("int8 model");
+    let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
+    let image = synthetic_images(1).image(0).to_vec();
+    let onnx = weights.to_onnx().expect("onnx");
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract plan");
+    let input: Tensor =
+        tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(image[y * w + x]) / 255.0).into();
+
+    use core_infer::kernels::{limit, Level};
+    type Run<'a> = (String, Level, Box<dyn FnMut() + 'a>);
+    let mut runs: Vec<Run> = Vec::new();
+    for (precision, bytes) in [("f32", &f32_bytes), ("int8", &int8_bytes)] {
+        for (level, suffix) in
+            [(Level::Best, ""), (Level::Ymm, ", 256-bit only"), (Level::Avx2, ", AVX2 only"), (Level::Sse2, ", SSE2 only")]
+        {
+            let m = core_infer::Model::parse(bytes).expect("parse");
+            let mut scratch = vec![0u8; m.scratch_bytes()];
+            let image = &image;
+            let run = move || {
+                m.recognize(std::hint::black_box(image), &mut scratch).expect("run");
+            };
+            runs.push((format!("core-infer {precision}{suffix}"), level, Box::new(run)));
+        }
+    }
+    runs.push(("tract-onnx f32".into(), Level::Best, Box::new(|| drop(plan.run(tvec!(input.clone().into()))))));
+    runs.push(("tch f32".into(), Level::Best, Box::new(|| drop(model.logits(&image, 1)))));
+
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    for round in 0..ROUNDS {
+        for ((_, level, run), seconds) in runs.iter_mut().zip(&mut seconds) {
+            let turns = if *level == Level::Sse2 { usize::from(round < 3) } else { PER_TURN };
+            if turns == 0 {
+                continue;
+            }
+            limit(*level);
+            run(); // (warm: the previous turn was another run's)
+            let start = std::time::Instant::now();
+            for _ in 0..turns {
+                run();
+            }
+            seconds.push(start.elapsed().as_secs_f64() / turns as f64);
+        }
+    }
+    limit(Level::Best);
+    let entries: Vec<String> = runs
+        .iter()
+        .zip(&mut seconds)
+        .map(|((name, ..), s)| {
+            s.sort_by(f64::total_cmp);
+            let (min, median) = (s[0] * 1e3, s[s.len() / 2] * 1e3);
+            println!("round robin: {name}: fastest {min:.3} ms, median {median:.3} ms ({} rounds)", s.len());
+            format!(r#""{name}": {{"min_ms": {min:.4}, "median_ms": {median:.4}}}"#)
+        })
+        .collect();
+    let path = workspace().join("target/peers/latency.json");
+    std::fs::write(&path, format!("{{{}}}\n", entries.join(", "))).expect("latency.json");
+}
+
 /// Images per throughput run (and per ONNX Runtime batch).
 const BATCH: usize = 64;
 
@@ -99,4 +177,9 @@ fn write_peer_inputs(model: &host_trainer::model::Trained, onnx: &[u8]) {
 }
 
 criterion_group!(benches, latency);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    round_robin();
+}

@@ -372,20 +372,26 @@ pub fn cell(sigmoid: Lut<'_>, tanh: Lut<'_>, [i, f, g, o]: [&[i32]; 4], h: &mut 
 }
 
 /// `acc[r][c] += Σ w_r · x_c` for the f32 weight rows `w_r` (`k` each, little-endian bytes from `w`) and
-/// the `cols` columns of `block`: four rows in one AVX-512F or AVX2/FMA pass on x86-64 CPUs that have
-/// them, else (and for a partial last group) [`reference::rows_f32_from`] row by row.
+/// the `cols` columns of `block`: all rows in one AVX-512F call, or four rows per AVX2/FMA pass, on x86-64
+/// CPUs that have them, else (and for a partial last group) [`reference::rows_f32_from`] row by row.
 #[cfg(feature = "f32")]
 pub fn rows_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) {
     #[cfg(target_arch = "x86_64")]
-    let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc).map_or(0, |acc4| {
-        match x86_64::avx512::rows4_f32(w, k, block, cols, acc4) {
-            0 => x86_64::avx2::rows4_f32(w, k, block, cols, acc4),
-            done => done,
+    {
+        let done = x86_64::avx512::rows_f32(w, k, block, cols, acc);
+        if done > 0 {
+            return reference::rows_f32_from(w, k, block, cols, acc, done);
         }
-    });
+        // four rows per AVX2 pass
+        for (i, acc) in acc.chunks_mut(KERNEL_ROWS).enumerate() {
+            let w = w.get(4 * i * KERNEL_ROWS * k..).unwrap_or(&[]);
+            let done = <&mut [[f32; 4]; KERNEL_ROWS]>::try_from(&mut *acc)
+                .map_or(0, |acc4| x86_64::avx2::rows4_f32(w, k, block, cols, acc4));
+            reference::rows_f32_from(w, k, block, cols, acc, done);
+        }
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    reference::rows_f32_from(w, k, block, cols, acc, done);
+    reference::rows_f32_from(w, k, block, cols, acc, 0);
 }
 
 /// The f32 LSTM cell on the gates `[i | f | g | o]` (`4 · h.len()` values): eight units at a time with

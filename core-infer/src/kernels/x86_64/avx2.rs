@@ -908,7 +908,7 @@ mod tests {
             type Kernel = fn(&[u8], usize, &[f32], usize, &mut [[f32; 4]; 4]) -> usize;
             let mut kernels: std::vec::Vec<(&str, Kernel)> = std::vec![("avx2", rows4_f32)];
             if super::super::avx512::available() {
-                kernels.push(("avx-512", super::super::avx512::rows4_f32));
+                kernels.push(("avx-512", |w, k, b, cols, acc| super::super::avx512::rows_f32(w, k, b, cols, acc)));
             }
             for (name, kernel) in kernels {
                 let mut acc = [[0f32; 4]; 4];

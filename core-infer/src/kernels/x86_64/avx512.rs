@@ -20,33 +20,49 @@ pub fn available() -> bool {
     cpuid_avx512f::get() && super::allowed(super::Level::Best)
 }
 
-/// `acc[r][c] += Σ w_r[j] · x_c[j]` for the four rows of little-endian f32 weights `w_r` (`w` in bytes,
-/// rows `4k` bytes apart) and 1, 2 or 4 columns of the f32 block, as `avx2::dot_rows4_f32` computes them
-/// (same bounds: see `avx2::groups`), sixteen lanes per FMA. Returns the groups of four it ran (0 when
-/// the CPU lacks AVX-512F or `cols` is another count; the caller finishes the rest).
-pub fn rows4_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]; 4]) -> usize {
-    let groups = groups(w.len() / 4, k, block.len(), cols);
-    if groups == 0 || !available() || !matches!(cols, 1 | 2 | 4) {
+/// `acc[r][c] += Σ w_r[j] · x_c[j]` for the rows of little-endian f32 weights `w_r` (`w` in bytes, rows `4k`
+/// bytes apart; `acc.len()` of them, a multiple of four) and 1, 2 or 4 columns of the f32 block, four rows
+/// per pass as `avx2::dot_rows4_f32` computes them (the same bounds for the last four: see
+/// `avx2::groups`), sixteen lanes per FMA. The LSTMs hand over a whole chunk of gate rows, so the call is
+/// paid once per chunk. Returns the groups of four it ran on every row (0 when the CPU lacks AVX-512F, for
+/// another column count or a row count not a multiple of four; the caller finishes the rest).
+pub fn rows_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32; 4]]) -> usize {
+    let rows = acc.len();
+    // (the last four rows' bounds; the rows before them lie wholly before those)
+    let before = rows.saturating_sub(4) * k;
+    let groups = groups((w.len() / 4).saturating_sub(before), k, block.len(), cols);
+    if groups == 0 || rows == 0 || !rows.is_multiple_of(4) || !available() || !matches!(cols, 1 | 2 | 4) {
         return 0;
     }
     // SAFETY: the CPU has AVX-512F (checked above); every read below is within the bounds `groups`
     // checked: row r's groups at `4(r·k + g)` floats and the block's `4·groups·cols` floats.
-    unsafe {
-        let (w, x) = (w.as_ptr().cast::<f32>(), block.as_ptr());
-        match cols {
-            1 => f32_one_column(w, k, x, groups, acc),
-            2 => f32_two_columns(w, k, x, groups, acc),
-            _ => f32_four_columns(w, k, x, groups, acc),
+    unsafe { rows_body(w.as_ptr().cast::<f32>(), k, block.as_ptr(), cols, groups, acc) };
+    groups
+}
+
+/// Each four rows of `acc` through the column count's kernel.
+#[target_feature(enable = "avx512f")]
+unsafe fn rows_body(w: *const f32, k: usize, x: *const f32, cols: usize, groups: usize, acc: &mut [[f32; 4]]) {
+    for (i, acc) in acc.chunks_exact_mut(4).enumerate() {
+        let Ok(acc) = <&mut [[f32; 4]; 4]>::try_from(acc) else { return };
+        // SAFETY (caller): rows 4i.. are within the bounds `rows_f32` checked.
+        unsafe {
+            let w = w.add(4 * i * k);
+            match cols {
+                1 => f32_one_column(w, k, x, groups, acc),
+                2 => f32_two_columns(w, k, x, groups, acc),
+                _ => f32_four_columns(w, k, x, groups, acc),
+            }
         }
     }
-    groups
 }
 
 /// One column: the block is the input itself, four groups per register; the last register's lanes past
 /// the groups are masked off (masked loads read nothing there).
+#[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn f32_one_column(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 4]) {
-    // SAFETY (caller): the bounds of `rows4_f32`; lanes past `4 · groups` are masked off.
+    // SAFETY (caller): the bounds of `rows_f32`; lanes past `4 · groups` are masked off.
     unsafe {
         let mut s = [_mm512_setzero_ps(); 4];
         let n = 4 * groups; // floats per row
@@ -66,9 +82,10 @@ unsafe fn f32_one_column(w: *const f32, k: usize, x: *const f32, groups: usize, 
 /// Two columns: a group is eight slots (four inputs of column 0, then of column 1), so a register holds
 /// two groups, and each row's eight weights of those groups are spread to match, `[w0..4, w0..4, w4..8,
 /// w4..8]`. An odd last group takes the lower half.
+#[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn f32_two_columns(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 4]) {
-    // SAFETY (caller): the bounds of `rows4_f32`: group g's slots are `x[8g..8g + 8]`, its weights
+    // SAFETY (caller): the bounds of `rows_f32`: group g's slots are `x[8g..8g + 8]`, its weights
     // `w[r·k + 4g..][..4]`.
     unsafe {
         let mut s = [_mm512_setzero_ps(); 4];
@@ -99,9 +116,10 @@ unsafe fn f32_two_columns(w: *const f32, k: usize, x: *const f32, groups: usize,
 /// Four columns: a group is sixteen slots (four inputs of each column), one register, against the row's
 /// four weights in every quarter. The groups alternate between two sets of sums, so that eight FMA
 /// chains hide the FMA latency.
+#[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn f32_four_columns(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 4]) {
-    // SAFETY (caller): the bounds of `rows4_f32`: group g's slots are `x[16g..16g + 16]`.
+    // SAFETY (caller): the bounds of `rows_f32`: group g's slots are `x[16g..16g + 16]`.
     unsafe {
         let (mut even, mut odd) = ([_mm512_setzero_ps(); 4], [_mm512_setzero_ps(); 4]);
         for g in (0..groups / 2).map(|p| 2 * p) {
@@ -132,7 +150,7 @@ unsafe fn f32_four_columns(w: *const f32, k: usize, x: *const f32, groups: usize
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn group(w: *const f32, k: usize, x: *const f32, g: usize, s: &mut [__m512; 4]) {
-    // SAFETY (caller): group g's slots and weights are within the bounds `rows4_f32` checked.
+    // SAFETY (caller): group g's slots and weights are within the bounds `rows_f32` checked.
     unsafe {
         let xv = _mm512_loadu_ps(x.add(16 * g));
         for (r, s) in s.iter_mut().enumerate() {

@@ -11,7 +11,7 @@
 //! these figures where present).
 
 use criterion::{criterion_group, Criterion};
-use equivalence_tests::{shipped_model, synthetic_images, workspace};
+use equivalence_tests::{shipped_model, synthetic_images, tract_plan, workspace};
 use host_trainer::export::Weights;
 use tract_onnx::prelude::*;
 
@@ -49,12 +49,7 @@ fn latency(c: &mut Criterion) {
 
     let onnx = weights.to_onnx().expect("onnx");
     write_peer_inputs(&model, &onnx);
-    let plan = tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .expect("tract plan");
+    let plan = tract_plan(&onnx, h, w);
     let input: Tensor =
         tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(image[y * w + x]) / 255.0).into();
     group.bench_function("tract-onnx f32", |b| b.iter(|| plan.run(tvec!(input.clone().into())).expect("run")));
@@ -98,12 +93,7 @@ fn round_robin() {
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
     let image = synthetic_images(1).image(0).to_vec();
     let onnx = weights.to_onnx().expect("onnx");
-    let plan = tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .expect("tract plan");
+    let plan = tract_plan(&onnx, h, w);
     let input: Tensor =
         tract_ndarray::Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| f32::from(image[y * w + x]) / 255.0).into();
 

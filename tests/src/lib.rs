@@ -49,17 +49,23 @@ pub fn real_images(height: usize, width: usize) -> Option<Dataset> {
     Some(data)
 }
 
+/// tract-onnx's optimized plan of an exported ONNX model for one `[1, 1, h, w]` input.
+pub fn tract_plan(bytes: &[u8], h: usize, w: usize) -> std::sync::Arc<tract_onnx::prelude::TypedRunnableModel> {
+    use tract_onnx::prelude::*;
+    tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract plan")
+}
+
 /// tract-onnx running an exported ONNX model on one image (`h × w` u8 pixels as they are): the logits,
 /// flattened `[step][class]`. The ONNX graph starts after the input conversion, so the image is converted
 /// first as `input` says (what tch and core-infer do inside), then fed as `pixel / 255`.
 pub fn tract_runner(bytes: &[u8], h: usize, w: usize, input: core_infer::Input) -> impl Fn(&[u8]) -> Vec<f32> {
     use tract_onnx::prelude::*;
-    let plan = tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, h, w]).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .expect("tract plan");
+    let plan = tract_plan(bytes, h, w);
     move |pixels| {
         let mut converted = vec![0; h * w];
         input.convert(pixels, h, w, &mut converted).expect("an image of the model's size");

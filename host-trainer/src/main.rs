@@ -148,9 +148,14 @@ struct TrainArgs {
     /// plateau in fewer epochs at about the same time per epoch).
     #[arg(long, default_value_t = train::Options::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
-    /// Stop after this many epochs without a better validation loss (the best weights are kept).
+    /// Stop after this many epochs without a better validation epoch (the best weights are kept): more
+    /// captchas read, or as many with a lower character error rate or loss (see --select-by-loss).
     #[arg(long, default_value_t = 10)]
     patience: usize,
+    /// Judge epochs (the one kept, what --patience waits for) by the validation loss alone, the seed's
+    /// rule, instead of by the captchas they read.
+    #[arg(long)]
+    select_by_loss: bool,
     /// Seeds the split, the batch order, dropout, initial weights and synthetic captchas.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -354,6 +359,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 max_minutes: a.max_minutes,
                 batch_norm: !a.no_batch_norm,
                 augment: !a.no_augment,
+                select_by_loss: a.select_by_loss,
                 lr_patience: a.lr_patience,
                 stretch_contrast: !a.no_stretch,
                 ema: a.ema,

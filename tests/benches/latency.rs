@@ -1,14 +1,16 @@
 //! Single-image latency of the shipped model, one thread: core-infer f32 and int8 (with every kernel the CPU
-//! has, then capped at AVX2 and at SSE2: `core_infer::kernels::limit`), tract-onnx on the exported ONNX, and tch; and throughput on two threads, 64 images at a time (core-infer int8, one `Model` shared).
+//! has, then capped at 256-bit registers, at AVX2 and at SSE2: `core_infer::kernels::limit`), tract-onnx on
+//! the exported ONNX, and tch; and throughput on two threads, 64 images at a time (core-infer int8, one
+//! `Model` shared).
 //! It also writes the exported ONNX and the same images, converted as the model file says, to
 //! `target/peers/` for ONNX Runtime (`tools/ort_bench.py`). `cargo bench -p equivalence-tests` (tools/bench.sh
 //! runs both and tabulates the results).
 //!
-//! After criterion, a round-robin pass (`round_robin`) times the same single-image runs taking turns,
-//! many rounds, and writes each one's fastest and median round to `target/peers/latency.json`: on a shared
-//! machine criterion's means of two identical runs measured in turn differed by 25% (2026-12-03), while
-//! runs that take turns see the same interference, so their ratios hold (`tools/report.py bench` uses
-//! these figures where present).
+//! After criterion (on a plain `cargo bench`, no filter), a round-robin pass (`round_robin`) times the
+//! same single-image runs taking turns, many rounds, and writes each one's fastest and median round to
+//! `target/peers/latency.json`: on a shared machine criterion's means of two identical runs measured in
+//! turn differed by 25% (2026-12-03), while runs that take turns see the same interference, so their
+//! ratios hold (`tools/report.py bench` uses these figures where present).
 
 use criterion::{criterion_group, Criterion};
 use equivalence_tests::{shipped_model, synthetic_images, tract_plan, workspace};
@@ -171,5 +173,8 @@ criterion_group!(benches, latency);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    round_robin();
+    // (only on a plain `cargo bench`: a filter or `--profile-time` asks for some runs alone)
+    if std::env::args().skip(1).all(|a| a == "--bench") {
+        round_robin();
+    }
 }

@@ -37,7 +37,7 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub struct Options {
     pub epochs: usize,
     pub batch_size: usize,
-    /// Epochs without a better validation loss before stopping.
+    /// Epochs without a better validation epoch ([`stopping::better`]) before stopping.
     pub patience: usize,
     pub seed: u64,
     pub learning_rate: f64,
@@ -82,6 +82,11 @@ pub struct Options {
     /// loop. Absent from older checkpoints (which trained at the images' own size).
     #[serde(default)]
     pub height: Option<usize>,
+    /// Judge epochs (the one kept, what early stopping waits for) by the validation loss alone, the seed's
+    /// rule, instead of by what they read ([`stopping::better`]). Absent from older checkpoints (which
+    /// judged by the loss: resumed, they judge by accuracy unless this is set).
+    #[serde(default)]
+    pub select_by_loss: bool,
 }
 
 impl Default for Options {
@@ -103,6 +108,7 @@ impl Default for Options {
             aux_ctc: 0.5,
             align_epochs: 10,
             height: Some(DEFAULT_HEIGHT),
+            select_by_loss: false,
         }
     }
 }
@@ -336,7 +342,8 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         let val = accuracy(val_set.labels.iter().map(String::as_str).zip(preds.iter().map(String::as_str)));
         let stats =
             Epoch { epoch, loss: loss_sum / seen.max(1) as f64, val_loss, val, seconds: t0.elapsed().as_secs_f64() };
-        let improved = val_loss < state.best_val_loss;
+        let best_so_far = state.history.iter().find(|e| e.epoch == state.best_epoch);
+        let improved = stopping::better(&stats, best_so_far, opts.select_by_loss);
         eprintln!(
             "epoch {epoch:>3}: loss {:.4}  val_loss {:.4}  val_acc {:>6.2}%  val_cer {:.4}  {:.1}s{}",
             stats.loss,

@@ -17,7 +17,7 @@ pub fn first_reading(history: &[Epoch]) -> Option<usize> {
 }
 
 /// Whether early stopping ends a run after the epochs of `history`: `patience` epochs past the best
-/// validation loss, counted from when the model first read something; [`PLATEAU_PATIENCE`] while it
+/// epoch ([`better`]), counted from when the model first read something; [`PLATEAU_PATIENCE`] while it
 /// reads nothing (a falling loss on the plateau is not the model reading, and a rising one is not the
 /// end of its learning).
 pub fn early_stop(history: &[Epoch], best_epoch: usize, patience: usize) -> bool {
@@ -29,6 +29,20 @@ pub fn early_stop(history: &[Epoch], best_epoch: usize, patience: usize) -> bool
         Some(first) => done >= best_epoch.max(first) + patience,
         None => done >= best_epoch + patience.max(PLATEAU_PATIENCE),
     }
+}
+
+/// Whether epoch `e` validates better than the best so far (`None`: there is none): by default the higher
+/// sequence accuracy, then on a tie the lower CER, then the lower loss; with `by_loss`, the lower loss
+/// alone (the seed's rule, Keras's `EarlyStopping(monitor="val_loss")`). CTC's loss is a poor judge of
+/// reading: once a model reads, its loss can rise with a few confident errors while it reads more
+/// captchas (the Python `captcha` style: best loss at epoch 13, 91.00% read; epoch 21, 95.00%).
+pub fn better(e: &Epoch, best: Option<&Epoch>, by_loss: bool) -> bool {
+    let Some(b) = best else { return true };
+    if by_loss {
+        return e.val_loss < b.val_loss;
+    }
+    let key = |x: &Epoch| (x.val.sequence, -x.val.cer, -x.val_loss);
+    key(e).partial_cmp(&key(b)) == Some(core::cmp::Ordering::Greater)
 }
 
 /// Whether the epochs of `history` together trained longer than `max_minutes`. The epochs before an
@@ -61,6 +75,30 @@ mod tests {
                 seconds: 1.0,
             })
             .collect()
+    }
+
+    #[test]
+    pub(super) fn the_best_epoch_reads_the_most() {
+        let e = |sequence: f64, cer: f64, val_loss: f64| Epoch {
+            epoch: 1,
+            loss: 1.0,
+            val_loss,
+            val: Accuracy { sequence, cer },
+            seconds: 1.0,
+        };
+        let best = e(0.91, 0.028, 0.73);
+        // more captchas read wins over a lower loss; the seed's rule judges by the loss alone
+        assert!(better(&e(0.95, 0.020, 0.84), Some(&best), false));
+        assert!(!better(&e(0.95, 0.020, 0.84), Some(&best), true));
+        assert!(!better(&e(0.90, 0.010, 0.50), Some(&best), false));
+        assert!(better(&e(0.90, 0.010, 0.50), Some(&best), true));
+        // ties: the lower CER, then the lower loss; the same figures are no improvement
+        assert!(better(&e(0.91, 0.020, 0.90), Some(&best), false));
+        assert!(better(&e(0.91, 0.028, 0.70), Some(&best), false));
+        assert!(!better(&e(0.91, 0.028, 0.73), Some(&best), false));
+        // on the plateau (nothing read) the CER and the loss decide; the first epoch is always the best
+        assert!(better(&e(0.0, 0.95, 15.0), Some(&e(0.0, 0.99, 14.0)), false));
+        assert!(better(&e(0.0, 1.0, 20.0), None, false) && better(&e(0.0, 1.0, 20.0), None, true));
     }
 
     #[test]

@@ -256,12 +256,13 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
     let n_batches = train_set.len().div_ceil(opts.batch_size);
     let mut stopped_early = false;
     for epoch in state.epochs_done + 1..=opts.epochs {
-        if early_stop(&state.history, state.best_epoch, opts.patience) {
+        let waiting_since = stopping::last_progress(&state.history, state.best_epoch, opts.select_by_loss);
+        if early_stop(&state.history, waiting_since, opts.patience) {
             stopped_early = true;
             if first_reading(&state.history).is_none() {
                 eprintln!(
-                    "no better validation loss for {} epochs and the model still reads nothing (CTC plateau)",
-                    epoch - 1 - state.best_epoch
+                    "no better validation epoch for {} epochs and the model still reads nothing (CTC plateau)",
+                    epoch - 1 - waiting_since
                 );
             }
             break;

@@ -45,6 +45,19 @@ pub fn better(e: &Epoch, best: Option<&Epoch>, by_loss: bool) -> bool {
     key(e).partial_cmp(&key(b)) == Some(core::cmp::Ordering::Greater)
 }
 
+/// The epoch early stopping counts its patience from: the best epoch ([`better`]) or, unless judging by
+/// the loss alone, a later one with the lowest validation loss so far: a loss still falling is a model still
+/// learning, though its accuracy on a few hundred images may have peaked on one lucky epoch (the many-font
+/// style: 47.00% at epoch 34 against 40-45% around it, its loss falling until epoch 44 and on).
+pub fn last_progress(history: &[Epoch], best_epoch: usize, by_loss: bool) -> usize {
+    let lowest_loss = history.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss)).map_or(0, |e| e.epoch);
+    if by_loss {
+        best_epoch
+    } else {
+        best_epoch.max(lowest_loss)
+    }
+}
+
 /// Whether the epochs of `history` together trained longer than `max_minutes`. The epochs before an
 /// interruption are in the checkpoint's history, so a resumed run stops after the same epoch as an
 /// uninterrupted one whose epochs took as long: the first whose cumulative time crosses the limit.
@@ -99,6 +112,22 @@ mod tests {
         // on the plateau (nothing read) the CER and the loss decide; the first epoch is always the best
         assert!(better(&e(0.0, 0.95, 15.0), Some(&e(0.0, 0.99, 14.0)), false));
         assert!(better(&e(0.0, 1.0, 20.0), None, false) && better(&e(0.0, 1.0, 20.0), None, true));
+    }
+
+    #[test]
+    pub(super) fn patience_counts_from_the_later_of_the_best_epoch_and_the_lowest_loss() {
+        // the loss falling every epoch: the lowest is the last
+        let h = history(12, |_| 0.5)
+            .into_iter()
+            .map(|e| Epoch { val_loss: 20.0 - e.epoch as f64, ..e })
+            .collect::<Vec<_>>();
+        assert_eq!(last_progress(&h, 3, false), 12);
+        assert_eq!(last_progress(&h, 3, true), 3);
+        // the loss lowest at epoch 2, the best epoch later: the best epoch
+        let mut h2 = h.clone();
+        h2[1].val_loss = 0.1;
+        assert_eq!(last_progress(&h2, 7, false), 7);
+        assert_eq!(last_progress(&[], 0, false), 0);
     }
 
     #[test]

@@ -141,7 +141,7 @@ def bench(path):
     if ort:
         lat[f"ONNX Runtime {ort['onnxruntime']} f32"] = ort["f32_fastest_ms"] if rr and "f32_fastest_ms" in ort else ort["f32_ms"]
         if "int8_best" in ort:
-            lat[f"ONNX Runtime int8 ({ort['int8_best'][0]})"] = ort["int8_best"][1]
+            lat[f"ONNX Runtime int8 ({ort['int8_best'][0]}; its mean)"] = ort["int8_best"][1]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f} ms"
     for n, v in lat.items():
         row(f"host latency ({how}), {n}", fmt(v), "", True)

@@ -17,15 +17,30 @@ use equivalence_tests::{shipped_model, synthetic_images, tract_plan, workspace};
 use host_trainer::export::Weights;
 use tract_onnx::prelude::*;
 
-fn latency(c: &mut Criterion) {
+/// What both passes time: the shipped model (tch), its f32 and int8 model files, its size and the image.
+struct Setup {
+    model: host_trainer::model::Trained,
+    weights: Weights,
+    f32_bytes: Vec<u8>,
+    int8_bytes: Vec<u8>,
+    h: usize,
+    w: usize,
+    image: Vec<u8>,
+}
+
+fn setup() -> Setup {
     tch::set_num_threads(1);
     let model = shipped_model();
     let weights = Weights::from_tch(&model).expect("weights");
     let f32_bytes = weights.to_crnn_f32().expect("f32 model");
     let int8_bytes = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).expect("int8 model");
     let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let data = synthetic_images(1);
-    let image = data.image(0).to_vec();
+    let image = synthetic_images(1).image(0).to_vec();
+    Setup { model, weights, f32_bytes, int8_bytes, h, w, image }
+}
+
+fn latency(c: &mut Criterion) {
+    let Setup { model, weights, f32_bytes, int8_bytes, h, w, image } = setup();
 
     let mut group = c.benchmark_group("single image");
     group.sample_size(20);
@@ -87,13 +102,7 @@ fn latency(c: &mut Criterion) {
 fn round_robin() {
     const ROUNDS: usize = 25;
     const PER_TURN: usize = 10;
-    tch::set_num_threads(1);
-    let model = shipped_model();
-    let weights = Weights::from_tch(&model).expect("weights");
-    let f32_bytes = weights.to_crnn_f32().expect("f32 model");
-    let int8_bytes = std::fs::read(workspace().join("models/synthetic/model-int8.crnn")).expect("int8 model");
-    let (h, w) = (usize::from(model.spec.height), usize::from(model.spec.width));
-    let image = synthetic_images(1).image(0).to_vec();
+    let Setup { model, weights, f32_bytes, int8_bytes, h, w, image } = setup();
     let onnx = weights.to_onnx().expect("onnx");
     let plan = tract_plan(&onnx, h, w);
     let input: Tensor =

@@ -65,7 +65,9 @@ if [ "${1:-}" = "--fresh" ]; then
     else
         cargo run --release -q -p host-trainer -- train --data runs/pycaptcha/train2000 --max-minutes 10 --out "$out"
     fi
-    cargo run --release -q -p host-trainer -- eval --model "$out/model.crnn" --model "$out/model-int8.crnn" \
+    # post-training quantization's int8 file, where quantization-aware fine-tuning replaced it
+    ptq=(); [ -f "$out/model-int8-post-training.crnn" ] && ptq=(--model "$out/model-int8-post-training.crnn")
+    cargo run --release -q -p host-trainer -- eval --model "$out/model.crnn" --model "$out/model-int8.crnn" "${ptq[@]}" \
         --data runs/pycaptcha/fresh --json runs/pycaptcha/fresh-eval.json | tee runs/pycaptcha-fresh-report.md
     exit 0
 fi

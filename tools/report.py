@@ -275,12 +275,20 @@ def stylecaptcha(out):
     ev = json.load(open("runs/stylecaptcha/fresh-eval.json"))
     hist = m["history"]
     left = (first_epoch(hist, 0.01) or {}).get("epoch")
-    print("| style | images | left the plateau (1% read) | best epoch | validation f32 / int8 | 200 fresh f32 / int8 (CER int8) | epochs, seconds |")
-    print("|---|---|---|---|---|---|---|")
+    qat = m.get("quantization_aware")
+    ptq = ""
+    if qat:
+        kept = f"epoch {qat['best_epoch']} kept" if qat["best_epoch"] else "none kept"
+        fresh_ptq = f", 200 fresh {100 * ev[2]['accuracy']['sequence']:.2f}%" if len(ev) > 2 else ""
+        ptq = (f"{100 * qat['post_training']['sequence']:.2f}% validation{fresh_ptq}; "
+               f"{len(qat['history'])} epochs, {qat['seconds']:.0f} s, {kept}")
+    print("| style | images | left the plateau (1% read) | best epoch | validation f32 / int8 | 200 fresh f32 / int8 (CER int8) "
+          "| int8 before quantization-aware fine-tuning | epochs, seconds |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| per-character colour and font, clutter, 4 of 36, 256x64 | {m['images']} | {left or 'not within the run'} | "
           f"{m['best_epoch']} | {100 * m['core_infer_f32']['sequence']:.2f}% / {100 * m['core_infer_int8']['sequence']:.2f}% | "
           f"{100 * ev[0]['accuracy']['sequence']:.2f}% / {100 * ev[1]['accuracy']['sequence']:.2f}% ({ev[1]['accuracy']['cer']:.4f}) | "
-          f"{m['epochs_run']}, {m['seconds_total']:.0f} s |")
+          f"{ptq or 'not needed (int8 within half a point)'} | {m['epochs_run']}, {m['seconds_total']:.0f} s |")
 
 
 def sheet(pattern, out):

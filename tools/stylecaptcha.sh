@@ -84,7 +84,9 @@ if [ -f "$out/metrics.json" ]; then
 else
     cargo run --release -q -p host-trainer -- train --data runs/stylecaptcha/train --max-minutes 10 --out "$out"
 fi
-fresh=$(cargo run --release -q -p host-trainer -- eval --model "$out/model.crnn" --model "$out/model-int8.crnn" \
+# post-training quantization's int8 file, where quantization-aware fine-tuning replaced it
+ptq=(); [ -f "$out/model-int8-post-training.crnn" ] && ptq=(--model "$out/model-int8-post-training.crnn")
+fresh=$(cargo run --release -q -p host-trainer -- eval --model "$out/model.crnn" --model "$out/model-int8.crnn" "${ptq[@]}" \
     --data runs/stylecaptcha/fresh --json runs/stylecaptcha/fresh-eval.json | tail -2)
 echo "$fresh"
 python3 tools/report.py stylecaptcha "$out" | tee runs/stylecaptcha-report.md

@@ -48,8 +48,8 @@ pub struct Crnn {
 }
 
 /// Dropout after dense1 and on the LSTM inputs, as in the seed.
-const DENSE_DROPOUT: f64 = 0.2;
-const LSTM_DROPOUT: f64 = 0.25;
+pub(crate) const DENSE_DROPOUT: f64 = 0.2;
+pub(crate) const LSTM_DROPOUT: f64 = 0.25;
 
 /// The batch norms' names, each with the layer it follows and folds into.
 const NORMS: [(&str, &str); 3] = [("bn1", "conv1"), ("bn2", "conv2"), ("bn3", "dense1")];
@@ -154,7 +154,7 @@ impl Crnn {
 
 /// Dropout on `[N, T, F]` with one mask per sequence, shared by all time steps: what Keras's
 /// `LSTM(dropout=...)` does to its inputs.
-fn sequence_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+pub(crate) fn sequence_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     if !train || p == 0.0 {
         return x.shallow_clone();
     }

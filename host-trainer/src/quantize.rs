@@ -37,14 +37,14 @@ pub fn calibrate(model: &Trained, pixels: &[u8], n: usize) -> anyhow::Result<Cal
 
 /// An int8 activation: `real = scale · (q − zp)`.
 #[derive(Clone, Copy, Debug)]
-struct Act {
-    scale: f64,
-    zp: i32,
+pub(crate) struct Act {
+    pub(crate) scale: f64,
+    pub(crate) zp: i32,
 }
 
 impl Act {
     /// Covers `[min(r.min, 0), max(r.max, 0)]` with 256 levels, zero exactly representable.
-    fn from_range(r: Range) -> Self {
+    pub(crate) fn from_range(r: Range) -> Self {
         let (lo, hi) = (f64::from(r.min.min(0.0)), f64::from(r.max.max(0.0)));
         let scale = ((hi - lo) / 255.0).max(1e-8);
         let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
@@ -69,8 +69,11 @@ pub fn quantize_multiplier(m: f64) -> (i32, i32) {
     (mult as i32, shift.min(30))
 }
 
+/// The LSTMs' outputs: scale 1/127, zero point 0 (`core_infer::int8`).
+pub(crate) const HIDDEN: Act = Act { scale: 1.0 / 127.0, zp: 0 };
+
 /// Symmetric int8 values of `w` with one scale per group of `group` consecutive values.
-fn quantize_groups(w: &[f32], group: usize) -> (Vec<i8>, Vec<f64>) {
+pub(crate) fn quantize_groups(w: &[f32], group: usize) -> (Vec<i8>, Vec<f64>) {
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::new();
     for chunk in w.chunks(group) {
@@ -89,7 +92,7 @@ pub fn quantize(weights: &Weights, cal: &Calibration) -> anyhow::Result<Vec<u8>>
     w.input(weights.input);
     let input = Act { scale: 1.0 / 255.0, zp: -128 };
     let (conv1, conv2, dense1) = (Act::from_range(cal.conv1), Act::from_range(cal.conv2), Act::from_range(cal.dense1));
-    let hidden = Act { scale: 1.0 / 127.0, zp: 0 };
+    let hidden = HIDDEN;
     let logits = Act::from_range(cal.dense2);
     for (name, x, y) in
         [("conv1", input, conv1), ("conv2", conv1, conv2), ("dense1", conv2, dense1), ("dense2", hidden, logits)]
@@ -147,17 +150,33 @@ fn lut(f: impl Fn(f64) -> f64) -> Vec<i16> {
     (0..LUT_LEN).map(|k| (f(-8.0 + k as f64 / 32.0) * 32767.0).round() as i16).collect()
 }
 
-/// Calibrates on (up to 256 of) `calibration` images and writes `model-int8.crnn` into `dir`.
+/// Calibrates on (up to [`CALIBRATION_IMAGES`] of) `calibration` images: the int8 model file and its ranges.
+pub fn int8_model(
+    model: &Trained,
+    weights: &Weights,
+    calibration: &crate::data::Dataset,
+) -> anyhow::Result<(Vec<u8>, Calibration)> {
+    let n = calibration.len().min(CALIBRATION_IMAGES);
+    let cal = calibrate(model, calibration_pixels(calibration, n), n)?;
+    Ok((quantize(weights, &cal)?, cal))
+}
+
+/// How many training images calibration runs through the float model.
+pub const CALIBRATION_IMAGES: usize = 256;
+
+/// The first `n` images' pixels.
+fn calibration_pixels(data: &crate::data::Dataset, n: usize) -> &[u8] {
+    &data.pixels[..n * data.height * data.width * data.channels()]
+}
+
+/// Calibrates on (up to [`CALIBRATION_IMAGES`] of) `calibration` images and writes `model-int8.crnn` into `dir`.
 pub fn write(
     model: &Trained,
     weights: &Weights,
     calibration: &crate::data::Dataset,
     dir: &std::path::Path,
 ) -> anyhow::Result<Calibration> {
-    let n = calibration.len().min(256);
-    let pixels = &calibration.pixels[..n * calibration.height * calibration.width * calibration.channels()];
-    let cal = calibrate(model, pixels, n)?;
-    let bytes = quantize(weights, &cal)?;
+    let (bytes, cal) = int8_model(model, weights, calibration)?;
     crate::io::write_atomic(&dir.join("model-int8.crnn"), &bytes).context("writing the int8 model")?;
     Ok(cal)
 }

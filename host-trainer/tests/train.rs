@@ -199,3 +199,38 @@ fn a_colour_folder_trains_a_colour_model_that_reads_rgb_on_every_path() {
     commands::train(&Source::Folder(images), &options(1), &grey_out, false, OnBad::Fail, Colour::Grey).unwrap();
     assert!(!Trained::load(&grey_out.join("model.ot")).unwrap().spec.colour);
 }
+
+#[test]
+fn quantization_aware_fine_tuning_keeps_the_file_that_reads_what_it_reports() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let source = Source::Synthetic { count: IMAGES };
+    let opts = Options { qat: host_trainer::train::Qat::Always, augment: false, ..options(3) };
+    let metrics = commands::train(&source, &opts, out, false, OnBad::Fail, Colour::Auto).unwrap();
+    let report = metrics.quantization_aware.as_ref().expect("--qat always fine-tunes");
+    assert!(!report.history.is_empty() && report.history.len() <= host_trainer::train::qat::EPOCHS);
+
+    // The validation split, rebuilt independently of the run (the same data, seed and split).
+    let data = source.load(opts.seed, OnBad::Fail, Colour::Auto, opts.height).unwrap();
+    let (_, val_idx) = host_trainer::data::split(data.len(), opts.val_fraction, opts.seed, 0).unwrap();
+    let val = data.subset(&val_idx);
+    let reads = |file: &str| {
+        let bytes = std::fs::read(out.join(file)).unwrap();
+        host_trainer::infer::evaluate(&host_trainer::infer::Runner::new(&bytes).unwrap(), &val).unwrap().0.accuracy
+    };
+    // The int8 file is the one the summary reports; the kept epoch is the best of those it reports.
+    assert_eq!(reads("model-int8.crnn"), metrics.core_infer_int8);
+    let best = report.history.iter().map(|e| e.int8.sequence).fold(report.post_training.sequence, f64::max);
+    assert_eq!(metrics.core_infer_int8.sequence, best, "{report:?}");
+    if report.best_epoch == 0 {
+        assert_eq!(metrics.core_infer_int8, report.post_training);
+        assert!(!out.join("model-qat.ot").exists() && !out.join("model-int8-post-training.crnn").exists());
+    } else {
+        // Post-training quantization's file is kept beside it and reads what the report says it read, and
+        // the fine-tuned float weights reload.
+        assert_eq!(reads("model-int8-post-training.crnn"), report.post_training);
+        assert_eq!(metrics.core_infer_int8, report.history[report.best_epoch - 1].int8);
+        Trained::load(&out.join("model-qat.ot")).unwrap();
+    }
+}

@@ -38,8 +38,12 @@ pub struct Metrics {
     pub best: train::Epoch,
     /// The f32 model file run through core-infer on the validation split.
     pub core_infer_f32: data::Accuracy,
-    /// The int8 model file through core-infer on the validation split.
+    /// The int8 model file through core-infer on the validation split (after quantization-aware
+    /// fine-tuning, if it ran and read better).
     pub core_infer_int8: data::Accuracy,
+    /// Quantization-aware fine-tuning ([`train::qat`]), if post-training quantization cost more than
+    /// [`train::qat::TRIGGER`]: post-training quantization's figure, each epoch's and the one kept.
+    pub quantization_aware: Option<train::qat::Report>,
     /// Fraction of validation images where f32 and int8 read the same text.
     pub f32_int8_agreement: f64,
     /// The int8 model's (the device's) wrong readings of validation images: `(file, truth, read)`.
@@ -89,8 +93,45 @@ pub fn train(
     let runner = Runner::new(&bytes)?;
     let (eval, preds) = infer::evaluate(&runner, &outcome.val)?;
     let bytes8 = io::read_model(&out.join("model-int8.crnn"))?;
-    let runner8 = Runner::new(&bytes8)?;
-    let (eval8, preds8) = infer::evaluate(&runner8, &outcome.val)?;
+    let (mut eval8, mut preds8) = infer::evaluate(&Runner::new(&bytes8)?, &outcome.val)?;
+    let mut quantization_aware = None;
+    for stale in ["model-qat.ot", "model-int8-post-training.crnn"] {
+        let _ = std::fs::remove_file(out.join(stale)); // an earlier run's, in the same folder
+    }
+    let gap = eval.accuracy.sequence - eval8.accuracy.sequence;
+    let fine_tune = match opts.qat {
+        train::Qat::Auto => outcome.first_reading.is_some() && gap > train::qat::TRIGGER + 1e-9, // 1 in 200: not more
+        train::Qat::Always => true,
+        train::Qat::Never => false,
+    };
+    if fine_tune {
+        eprintln!(
+            "int8 reads {:.2}% against f32's {:.2}%: fine-tuning with quantization in the loop (--qat never: don't)",
+            100.0 * eval8.accuracy.sequence,
+            100.0 * eval.accuracy.sequence
+        );
+        let until = (opts.qat == train::Qat::Auto).then_some(eval.accuracy);
+        let tuned = train::qat::fine_tune(model, &outcome.train, &outcome.val, opts, until, eval8.accuracy)?;
+        if let Some((qat_model, bytes)) = &tuned.tuned {
+            qat_model.save(&out.join("model-qat.ot"))?;
+            // Post-training quantization's file stays beside it, for comparison (`eval --model`).
+            io::write_atomic(&out.join("model-int8-post-training.crnn"), &bytes8).context("writing the int8 model")?;
+            io::write_atomic(&out.join("model-int8.crnn"), bytes).context("writing the int8 model")?;
+            (eval8, preds8) = infer::evaluate(&Runner::new(bytes)?, &outcome.val)?;
+        }
+        eprintln!(
+            "{}",
+            match tuned.report.best_epoch {
+                0 => "quantization-aware fine-tuning read no better: post-training quantization's int8 model kept"
+                    .to_string(),
+                e => format!(
+                    "kept the int8 model of quantization-aware epoch {e} (its float weights: model-qat.ot; \
+                     post-training quantization's: model-int8-post-training.crnn)"
+                ),
+            }
+        );
+        quantization_aware = Some(tuned.report);
+    }
     let agreement = preds.iter().zip(&preds8).filter(|(a, b)| a == b).count() as f64 / preds.len().max(1) as f64;
     report::curves_png(&outcome.history, outcome.best_epoch, &out.join("curves.png"))?;
     report::predictions_png(&outcome.val, &preds, 24, &out.join("predictions.png"))?;
@@ -121,6 +162,7 @@ pub fn train(
         best,
         core_infer_f32: eval.accuracy,
         core_infer_int8: eval8.accuracy,
+        quantization_aware,
         f32_int8_agreement: agreement,
         wrong: eval8.wrong.clone(),
         files,
@@ -212,10 +254,15 @@ pub fn advice(m: &Metrics, opts: &train::Options) -> Vec<String> {
     if f32_acc - int8_acc > 0.005 + 1e-9 {
         out.push(format!(
             "int8 reads {:.1} points less than f32 ({:.2}% vs {:.2}%): calibrate on more images of the style \
-             (`quantize --data`).",
+             (`quantize --data`){}.",
             100.0 * (f32_acc - int8_acc),
             100.0 * int8_acc,
-            100.0 * f32_acc
+            100.0 * f32_acc,
+            match &m.quantization_aware {
+                Some(_) => ", or train longer: quantization-aware fine-tuning did not close the gap",
+                None if opts.qat == train::Qat::Never => ", or fine-tune with quantization in the loop (--qat auto)",
+                None => "",
+            }
         ));
     }
     out
@@ -248,6 +295,7 @@ mod tests {
             best,
             core_infer_f32: acc(f32),
             core_infer_int8: acc(int8),
+            quantization_aware: None,
             f32_int8_agreement: 1.0,
             wrong: Vec::new(),
             files: Vec::new(),

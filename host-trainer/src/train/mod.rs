@@ -19,6 +19,7 @@ use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
 mod align;
 mod checkpoint;
 mod optim;
+pub mod qat;
 mod stopping;
 
 pub use checkpoint::checkpoint_paths;
@@ -87,6 +88,23 @@ pub struct Options {
     /// judged by the loss: resumed, they judge by accuracy unless this is set).
     #[serde(default)]
     pub select_by_loss: bool,
+    /// When to fine-tune with quantization in the loop ([`qat`]) after training. Read by
+    /// [`crate::commands::train`] after the training loop. Absent from older checkpoints: [`Qat::Auto`].
+    #[serde(default)]
+    pub qat: Qat,
+}
+
+/// When `train` fine-tunes with quantization in the loop ([`qat`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+pub enum Qat {
+    /// When post-training quantization reads more than [`qat::TRIGGER`] fewer validation captchas than f32;
+    /// the fine-tuning then ends once int8 reads as well as f32.
+    #[default]
+    Auto,
+    /// Always, for as long as it improves.
+    Always,
+    /// Never: post-training quantization's int8 model is kept.
+    Never,
 }
 
 impl Default for Options {
@@ -109,6 +127,7 @@ impl Default for Options {
             align_epochs: 10,
             height: Some(DEFAULT_HEIGHT),
             select_by_loss: false,
+            qat: Qat::Auto,
         }
     }
 }

@@ -251,6 +251,25 @@ pub fn advice(m: &Metrics, opts: &train::Options) -> Vec<String> {
             m.train_images
         ));
     }
+    if let Some(q) = &m.quantization_aware {
+        out.push(match q.best_epoch {
+            0 => format!(
+                "Quantization-aware fine-tuning ({} epochs) read no better than post-training quantization's int8 \
+                 ({:.2}%), which is kept.",
+                q.history.len(),
+                100.0 * q.post_training.sequence
+            ),
+            e => format!(
+                "Quantization-aware fine-tuning took int8 from {:.2}% (post-training quantization) to {:.2}% \
+                 (epoch {e} of {}, {:.0} s); f32 reads {:.2}%.",
+                100.0 * q.post_training.sequence,
+                100.0 * int8_acc,
+                q.history.len(),
+                q.seconds,
+                100.0 * f32_acc
+            ),
+        });
+    }
     if f32_acc - int8_acc > 0.005 + 1e-9 {
         out.push(format!(
             "int8 reads {:.1} points less than f32 ({:.2}% vs {:.2}%): calibrate on more images of the style \
@@ -333,5 +352,25 @@ mod tests {
         assert!(a.iter().any(|l| l.starts_with("int8 reads 5.0 points less")), "{a:?}");
         // half a point or less between f32 and int8 is not worth a word
         assert!(!advice(&metrics(Some(1), 30, 20, 0.99, 0.985), &opts).iter().any(|l| l.contains("int8")));
+        // quantization-aware fine-tuning: what it bought, or that it bought nothing; if int8 still lags,
+        // that it did not close the gap; with --qat never, that it exists
+        let tuned = |best_epoch, int8| {
+            let acc = |sequence| data::Accuracy { sequence, cer: 0.01 };
+            let history =
+                (1..=3).map(|epoch| train::qat::QatEpoch { epoch, loss: 1.0, int8: acc(0.9), seconds: 9.0 }).collect();
+            let report = train::qat::Report { post_training: acc(0.9), best_epoch, history, seconds: 27.0 };
+            Metrics { quantization_aware: Some(report), ..metrics(Some(1), 30, 20, 0.97, int8) }
+        };
+        let a = advice(&tuned(2, 0.97), &opts);
+        assert_eq!(
+            a,
+            ["Quantization-aware fine-tuning took int8 from 90.00% (post-training quantization) to 97.00% \
+                        (epoch 2 of 3, 27 s); f32 reads 97.00%."]
+        );
+        let a = advice(&tuned(0, 0.9), &opts);
+        assert!(a[0].contains("read no better") && a[0].contains("90.00%"), "{a:?}");
+        assert!(a[1].contains("did not close the gap"), "{a:?}");
+        let never = train::Options { qat: train::Qat::Never, ..opts.clone() };
+        assert!(advice(&metrics(Some(1), 30, 20, 0.97, 0.9), &never)[0].contains("--qat auto"));
     }
 }

@@ -66,9 +66,13 @@ impl Mac for LinearF32<'_> {
         let (w, b, n) = (self.w.bytes(), self.b.bytes(), self.outputs);
         let windows = out.len() / n.max(1);
         let patches = |i| crate::net::conv1_patches(self, cols, i);
+        let conv1 = self.segment_len == 1;
         self.segments == 9
-            && self.segment_len == 1
-            && kernels::x86_64::avx2::conv1_pool_f32(w, b, n, self.relu, windows, patches, out)
+            && if conv1 {
+                kernels::x86_64::avx2::conv1_pool_f32(w, b, n, self.relu, windows, patches, out)
+            } else {
+                kernels::x86_64::avx512::conv_pool_f32(w, b, n, self.segment_len, self.relu, cols, out)
+            }
     }
 }
 
@@ -211,6 +215,60 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             if kernels::x86_64::avx2::available() {
                 prop_assert_eq!(layer.conv_pool_kernel(cols, &mut std::vec![0f32; windows * outputs]), outputs % 8 == 0);
+            }
+        }
+
+        /// conv2-like layers (16-48 input channels, 3×3, then the 2×2 pool) equal their f64 definition, for
+        /// any present columns (absent ones are the padding) and an odd row count; on a CPU with AVX-512F,
+        /// through the direct kernel wherever its shapes allow (channels multiples of 4).
+        #[test]
+        fn conv_pool_matches_definition(
+            outputs in prop::sample::select(std::vec![4usize, 8, 64, 6]),
+            cin in prop::sample::select(std::vec![16usize, 32, 48]),
+            w in proptest::collection::vec(-1f32..1.0, 9 * 48 * 64),
+            bias in proptest::collection::vec(-1f32..1.0, 64),
+            relu: bool,
+            x in proptest::collection::vec(0f32..1.0, 4 * 37 * 48),
+            present in any::<[bool; 4]>(),
+        ) {
+            let rows_in = 37; // 18 windows: more than one group of the direct kernel's
+
+            let k = 9 * cin;
+            let wb: std::vec::Vec<u8> = w[..k * outputs].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bb: std::vec::Vec<u8> = bias[..outputs].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let layer = LinearF32 { w: F32s::new(&wb), b: F32s::new(&bb), outputs, segments: 9, segment_len: cin, relu };
+            let col_len = rows_in * cin;
+            let cols: [Option<&[f32]>; 4] =
+                core::array::from_fn(|c| present[c].then(|| &x[col_len * c..col_len * (c + 1)]));
+            let windows = rows_in / 2;
+            let mut block = std::vec![0f32; crate::net::conv_block_len(cin) + crate::net::conv_cache_len(cin)];
+            let mut got = std::vec![0f32; windows * outputs];
+            crate::net::conv_pool(&layer, cols, &mut block, &mut got);
+            // channel ci of input row y − 1 of column c, 0 (the padding) outside
+            let input = |c: usize, y: usize, ci: usize| -> f64 {
+                match (y.checked_sub(1), cols[c]) {
+                    (Some(iy), Some(col)) if iy < rows_in => f64::from(col[iy * cin + ci]),
+                    _ => 0.0,
+                }
+            };
+            for i in 0..windows {
+                for o in 0..outputs {
+                    let best = (0..4).map(|j| {
+                        let (y, dx) = (2 * i + j % 2, j / 2);
+                        (0..k).fold(f64::from(bias[o]), |acc, t| {
+                            let (tap, ci) = (t / cin, t % cin);
+                            acc + f64::from(w[k * o + t]) * input(dx + tap % 3, y + tap / 3, ci)
+                        })
+                    }).fold(f64::NEG_INFINITY, f64::max);
+                    let want = if relu { best.max(0.0) } else { best };
+                    let g = f64::from(got[i * outputs + o]);
+                    prop_assert!((g - want).abs() <= 1e-4, "window {}, channel {}: {} vs {}", i, o, g, want);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if kernels::x86_64::avx512::available() {
+                let ran = layer.conv_pool_kernel(cols, &mut std::vec![0f32; windows * outputs]);
+                prop_assert_eq!(ran, outputs % 4 == 0 && present.iter().any(|&p| p));
             }
         }
 

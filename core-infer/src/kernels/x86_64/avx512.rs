@@ -1,8 +1,8 @@
-//! The 512-bit kernels (AVX-512F): the f32 dot products of `avx2.rs` with sixteen lanes per FMA. On a CPU
-//! with two 512-bit FMA units (Intel Xeon from Skylake-SP on) that is twice the multiply-adds per cycle;
-//! they are chosen within [`super::Level::Best`] only, so the benches can measure them against the
-//! 256-bit kernels (`Level::Ymm`) on one CPU. Sums equal the 256-bit kernels' up to rounding (another
-//! order).
+//! The 512-bit kernels (AVX-512F): the f32 dot products of `avx2.rs` with sixteen lanes per FMA, and f32
+//! conv 3×3 + pool straight from the input columns ([`conv_pool_f32`]). On a CPU with two 512-bit FMA
+//! units (Intel Xeon from Skylake-SP on) that is twice the multiply-adds per cycle; they are chosen within
+//! [`super::Level::Best`] only, so the benches can measure them against the 256-bit kernels
+//! (`Level::Ymm`) on one CPU. Sums equal the 256-bit kernels' up to rounding (another order).
 //!
 //! No int8 kernel here: `vpdpbusd` on 512-bit registers (conv2 + pool with 2 and 4 rows per pass, the LSTM
 //! rows) measured no faster than on 256-bit ones on the Xeon of 2026-12-03 (the whole int8 model 1.30 ms
@@ -165,4 +165,142 @@ unsafe fn group(w: *const f32, k: usize, x: *const f32, g: usize, s: &mut [__m51
 fn sum4(v: __m128) -> f32 {
     let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<0b01>(v, v)))
+}
+
+/// Input channels [`conv_pool_f32`] takes at most (the padding rows it reads are this long).
+pub const CONV_MAX_CIN: usize = 64;
+
+/// Conv 3×3 (`w` `[outputs, 3, 3, cin]` and `bias`, little-endian f32) + 2×2 max-pool (+ ReLU when
+/// `relu`) of one pooled output column, as `net::conv_pool` computes it, but read straight from the four
+/// input columns `cols` (`rows_in × cin` each; `None` is padding): no patches are gathered. Each pass
+/// computes four output channels of one pooling window, sixteen accumulators (four channels × four
+/// positions), sixteen input channels per FMA: per step four weight and four input loads feed sixteen
+/// FMAs, where the gathered dot products load five times per four. The four channels' weights then
+/// serve [`WINDOW_GROUP`] windows while they are in L1. The sixteen sums come out of one
+/// transposing reduction; the pool's maximum is taken before the bias is added (the same value but for
+/// rounding). Returns false, doing nothing, without AVX-512F, for `cin` not a multiple of 16 or above
+/// [`CONV_MAX_CIN`], outputs not a multiple of four, or slices that do not fit.
+pub fn conv_pool_f32(
+    w: &[u8],
+    bias: &[u8],
+    outputs: usize,
+    cin: usize,
+    relu: bool,
+    cols: [Option<&[f32]>; 4],
+    out: &mut [f32],
+) -> bool {
+    let n = outputs;
+    let Some(rows_in) = cols.iter().flatten().next().map(|c| c.len() / cin.max(1)) else { return false };
+    let windows = out.len() / n.max(1);
+    let fits = w.len() >= 4 * 9 * cin * n
+        && bias.len() >= 4 * n
+        && out.len() == windows * n
+        && 2 * windows <= rows_in
+        && cols.iter().flatten().all(|c| c.len() == rows_in * cin);
+    let shapes = n > 0 && n.is_multiple_of(4) && cin > 0 && cin.is_multiple_of(16) && cin <= CONV_MAX_CIN;
+    if !shapes || !fits || !available() {
+        return false;
+    }
+    // SAFETY: the CPU has AVX-512F; the bounds were checked above.
+    unsafe { conv_pool_body(w.as_ptr().cast::<f32>(), bias, n, cin, relu, cols, rows_in, out) };
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn conv_pool_body(
+    w: *const f32,
+    bias: &[u8],
+    n: usize,
+    cin: usize,
+    relu: bool,
+    cols: [Option<&[f32]>; 4],
+    rows_in: usize,
+    out: &mut [f32],
+) {
+    let padding = [0f32; CONV_MAX_CIN];
+    let k = 9 * cin;
+    let bias_at = |o: usize| bias.get(4 * o..4 * o + 4).and_then(|v| v.try_into().ok()).map_or(0.0, f32::from_le_bytes);
+    let windows = out.len() / n;
+    // Windows a few at a time, each four channels' weights (4 · 9 · cin floats) then run over all of them:
+    // the weights stay in L1 instead of streaming all channels' from L2 once per window.
+    for first in (0..windows).step_by(WINDOW_GROUP) {
+        let group = WINDOW_GROUP.min(windows - first);
+        // Position j of window i is row 2i + j % 2 of column j / 2; its tap (ky, kx) reads input row
+        // 2i + j % 2 + ky − 1 of column j / 2 + kx (padding outside).
+        let mut at = [[padding.as_ptr(); 36]; WINDOW_GROUP];
+        for (i, at) in (first..).zip(at.iter_mut().take(group)) {
+            for (p, at) in at.iter_mut().enumerate() {
+                let (j, ky, kx) = (p / 9, p % 9 / 3, p % 3);
+                let row = (2 * i + j % 2 + ky).checked_sub(1).filter(|&r| r < rows_in);
+                if let (Some(row), Some(col)) = (row, cols.get(j / 2 + kx).copied().flatten()) {
+                    // SAFETY: row < rows_in and the column holds rows_in · cin floats (checked by the caller).
+                    *at = unsafe { col.as_ptr().add(row * cin) };
+                }
+            }
+        }
+        for o in (0..n).step_by(4) {
+            for (i, at) in (first..).zip(at.iter().take(group)) {
+                let mut acc = [[_mm512_setzero_ps(); 4]; 4]; // [channel][position]
+                for tap in 0..9 {
+                    for v in (0..cin).step_by(16) {
+                        // SAFETY: every `at` points at cin readable floats; channel o + 3 < n, whose
+                        // weights the caller checked.
+                        unsafe {
+                            let mut x = [_mm512_setzero_ps(); 4];
+                            for (x, at) in x.iter_mut().zip(at.iter().skip(tap).step_by(9)) {
+                                *x = _mm512_loadu_ps(at.add(v));
+                            }
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                let wv = _mm512_loadu_ps(w.add((o + r) * k + tap * cin + v));
+                                for (a, x) in acc.iter_mut().zip(x) {
+                                    *a = _mm512_fmadd_ps(wv, x, *a);
+                                }
+                            }
+                        }
+                    }
+                }
+                let sums = sum16(acc);
+                // the window's largest of each channel's four positions, in every lane of its quarter
+                let best = _mm512_max_ps(sums, _mm512_permute_ps::<0b10_11_00_01>(sums));
+                let best = _mm512_max_ps(best, _mm512_permute_ps::<0b01_00_11_10>(best));
+                let mut lanes = [0f32; 16];
+                // SAFETY: `lanes` holds sixteen f32.
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), best) };
+                let Some(out) = out.get_mut(i * n + o..i * n + o + 4) else { return };
+                for ((r, out), best) in out.iter_mut().enumerate().zip(lanes.iter().step_by(4)) {
+                    let v = best + bias_at(o + r);
+                    *out = if relu { v.max(0.0) } else { v };
+                }
+            }
+        }
+    }
+}
+
+/// Pooling windows [`conv_pool_f32`] runs each four channels' weights over.
+const WINDOW_GROUP: usize = 16;
+
+/// The sixteen lane sums of `acc[r][j]`, as lane `4r + j` of one register: each row's four registers
+/// folded to one per 128-bit quarter ([`fold4`]), then the quarters of the four rows transposed and added.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn sum16(acc: [[__m512; 4]; 4]) -> __m512 {
+    let [q0, q1, q2, q3] = [fold4(acc[0]), fold4(acc[1]), fold4(acc[2]), fold4(acc[3])];
+    // quarters: [q0.0, q0.1, q1.0, q1.1] + [q0.2, q0.3, q1.2, q1.3], the same of q2 and q3
+    let u01 =
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(q0, q1), _mm512_shuffle_f32x4::<0b11_10_11_10>(q0, q1));
+    let u23 =
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(q2, q3), _mm512_shuffle_f32x4::<0b11_10_11_10>(q2, q3));
+    // [u01.0, u01.2, u23.0, u23.2] + [u01.1, u01.3, u23.1, u23.3]: quarter r is row r's four sums
+    _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(u01, u23), _mm512_shuffle_f32x4::<0b11_01_11_01>(u01, u23))
+}
+
+/// Per 128-bit quarter, the sums of that quarter's four lanes of `a`, `b`, `c` and `d`, in that order.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn fold4([a, b, c, d]: [__m512; 4]) -> __m512 {
+    // [a0+a2, b0+b2, a1+a3, b1+b3] per quarter, the same of c and d, then [Σa, Σb, Σc, Σd]
+    let ab = _mm512_castps_pd(_mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b)));
+    let cd = _mm512_castps_pd(_mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d)));
+    _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(ab, cd)), _mm512_castpd_ps(_mm512_unpackhi_pd(ab, cd)))
 }

@@ -47,7 +47,10 @@ pub trait Kernels: Sized {
     fn lstm<'a>(file: &ModelFile<'a>, prefix: &'static str, sizes: (usize, usize)) -> Result<Self::Lstm<'a>, Error>;
     /// A pixel as an input activation (the network sees `pixel / 255`).
     fn pixel(p: u8) -> Self::Act;
-    /// The input half of an LSTM layer for up to [`LSTM_STEPS_AT_ONCE`] time steps at once:
+    /// Time steps whose LSTM input halves [`Kernels::lstm_input`] computes at once: at most
+    /// [`LSTM_STEPS_SIZED`].
+    const STEPS_AT_ONCE: usize = LSTM_STEPS_AT_ONCE;
+    /// The input half of an LSTM layer for up to [`Kernels::STEPS_AT_ONCE`] time steps at once:
     /// `gates[s] = b + W_ih · xs[s]`, `gates` holding `4 × hidden` values per step. `block` has
     /// [`lstm_block_len`] slots.
     fn lstm_input(layer: &Self::Lstm<'_>, xs: &[&[Self::Act]], gates: &mut [Self::Gate], block: &mut [Self::In]);
@@ -599,7 +602,7 @@ struct Image<'p> {
     table: &'p [u8; 256],
 }
 
-/// An LSTM layer's working buffers: the state `(h, c)`, the gates of [`LSTM_STEPS_AT_ONCE`] steps and
+/// An LSTM layer's working buffers: the state `(h, c)`, the gates of [`Kernels::STEPS_AT_ONCE`] steps and
 /// the input block.
 struct LstmWork<'w, K: Kernels> {
     h: &'w mut [K::Act],
@@ -623,16 +626,17 @@ fn bilstm<K: Kernels, P: Probe>(
     let LstmWork { h, c, gates, block } = work;
     let h = h.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
     let c = c.get_mut(..hidden).ok_or(Error::ScratchTooSmall)?;
-    let gates = gates.get_mut(..LSTM_STEPS_AT_ONCE * 4 * hidden).ok_or(Error::ScratchTooSmall)?;
+    let at_once = K::STEPS_AT_ONCE.clamp(1, LSTM_STEPS_SIZED);
+    let gates = gates.get_mut(..at_once * 4 * hidden).ok_or(Error::ScratchTooSmall)?;
     let steps = (input.len() / n_in.max(1)).min(out.len() / (2 * hidden).max(1));
     for ((dir, layer), stage) in layers.iter().enumerate().zip(stages) {
         h.fill(K::Act::default());
         c.fill(K::Cell::default());
         // The i-th step processed: forward from the first, backward from the last.
         let step = |i: usize| if dir == 0 { i } else { steps - 1 - i };
-        for first in (0..steps).step_by(LSTM_STEPS_AT_ONCE) {
-            let n = LSTM_STEPS_AT_ONCE.min(steps - first);
-            let mut xs: [&[K::Act]; LSTM_STEPS_AT_ONCE] = [&[]; LSTM_STEPS_AT_ONCE];
+        for first in (0..steps).step_by(at_once) {
+            let n = at_once.min(steps - first);
+            let mut xs: [&[K::Act]; LSTM_STEPS_SIZED] = [&[]; LSTM_STEPS_SIZED];
             for (s, x) in xs.iter_mut().enumerate().take(n) {
                 let t = step(first + s);
                 *x = input.get(t * n_in..(t + 1) * n_in).ok_or(Error::ScratchTooSmall)?;

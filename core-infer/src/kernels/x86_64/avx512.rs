@@ -43,11 +43,23 @@ pub fn rows_f32(w: &[u8], k: usize, block: &[f32], cols: usize, acc: &mut [[f32;
 /// Each four rows of `acc` through the column count's kernel.
 #[target_feature(enable = "avx512f")]
 unsafe fn rows_body(w: *const f32, k: usize, x: *const f32, cols: usize, groups: usize, acc: &mut [[f32; 4]]) {
+    // One column (the LSTMs' recurrent products): sixteen rows at a time where there are sixteen, one
+    // reduction for all their sums.
+    let mut done = 0;
+    if cols == 1 {
+        for acc in acc.chunks_exact_mut(16) {
+            let Ok(acc) = <&mut [[f32; 4]; 16]>::try_from(acc) else { return };
+            // SAFETY (caller): these rows are within the bounds `rows_f32` checked.
+            unsafe { f32_one_column16(w.add(done * k), k, x, groups, acc) };
+            done += 16;
+        }
+    }
+    let Some(acc) = acc.get_mut(done..) else { return };
     for (i, acc) in acc.chunks_exact_mut(4).enumerate() {
         let Ok(acc) = <&mut [[f32; 4]; 4]>::try_from(acc) else { return };
-        // SAFETY (caller): rows 4i.. are within the bounds `rows_f32` checked.
+        // SAFETY (caller): rows done + 4i.. are within the bounds `rows_f32` checked.
         unsafe {
-            let w = w.add(4 * i * k);
+            let w = w.add((done + 4 * i) * k);
             match cols {
                 1 => f32_one_column(w, k, x, groups, acc),
                 2 => f32_two_columns(w, k, x, groups, acc),
@@ -75,6 +87,31 @@ unsafe fn f32_one_column(w: *const f32, k: usize, x: *const f32, groups: usize, 
         }
         for (a, s) in acc.iter_mut().zip(s) {
             a[0] += _mm512_reduce_add_ps(s);
+        }
+    }
+}
+
+/// [`f32_one_column`] for sixteen rows: sixteen sums, added into `acc[r][0]` through one [`sum16`].
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn f32_one_column16(w: *const f32, k: usize, x: *const f32, groups: usize, acc: &mut [[f32; 4]; 16]) {
+    // SAFETY (caller): the bounds of `rows_f32`; lanes past `4 · groups` are masked off.
+    unsafe {
+        let mut s = [[_mm512_setzero_ps(); 4]; 4]; // row 4a + b in s[a][b]
+        let n = 4 * groups; // floats per row
+        for at in (0..n).step_by(16) {
+            let mask: __mmask16 = if n - at >= 16 { 0xffff } else { (1u16 << (n - at)) - 1 };
+            let xv = _mm512_maskz_loadu_ps(mask, x.add(at));
+            for (a, s) in s.iter_mut().enumerate() {
+                for (b, s) in s.iter_mut().enumerate() {
+                    *s = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w.add((4 * a + b) * k + at)), *s);
+                }
+            }
+        }
+        let mut sums = [0f32; 16];
+        _mm512_storeu_ps(sums.as_mut_ptr(), sum16(s));
+        for (a, sum) in acc.iter_mut().zip(sums) {
+            a[0] += sum;
         }
     }
 }

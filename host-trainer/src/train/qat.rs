@@ -132,7 +132,11 @@ pub fn fine_tune(
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         for batch in order.chunks(opts.batch_size) {
             if super::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-                anyhow::bail!("interrupted during quantization-aware fine-tuning");
+                anyhow::bail!(
+                    "interrupted during quantization-aware fine-tuning: the trained model and post-training \
+                     quantization's int8 file are written, metrics.json is not (the same `train` with --resume \
+                     finishes from the checkpoint, with --qat never without the fine-tuning)"
+                );
             }
             let rng = opts.augment.then_some(&mut rng);
             let (x, y, lens) = batch_tensors(&spec, train, &targets, batch, rng, tuned.vs.device());

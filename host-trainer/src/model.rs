@@ -326,14 +326,10 @@ impl Trained {
     /// A model without batch norms is copied as it is. The shortcut head, if any, is left out.
     pub fn fold_batch_norm(&self) -> Trained {
         let folded = Trained::new(self.spec.clone());
+        folded.copy_weights_from(self);
         let src = self.vs.variables();
         let eps = nn::BatchNormConfig::default().eps;
         tch::no_grad(|| {
-            for (name, dst) in folded.vs.variables() {
-                if let Some(t) = src.get(&name) {
-                    dst.shallow_clone().copy_(t);
-                }
-            }
             let dst = folded.vs.variables();
             for (bn, layer) in NORMS {
                 let get = |n: &str| src.get(&format!("{bn}.{n}"));
@@ -353,6 +349,18 @@ impl Trained {
             }
         });
         folded
+    }
+
+    /// Copies into this model's parameters those of `other` with the same names (the others stay).
+    pub fn copy_weights_from(&self, other: &Trained) {
+        let src = other.vs.variables();
+        tch::no_grad(|| {
+            for (name, dst) in self.vs.variables() {
+                if let Some(t) = src.get(&name) {
+                    dst.shallow_clone().copy_(t);
+                }
+            }
+        });
     }
 
     /// Loads `weights` (a VarStore file) and the `model.json` spec beside it.

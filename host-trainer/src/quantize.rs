@@ -156,17 +156,18 @@ pub fn int8_model(
     weights: &Weights,
     calibration: &crate::data::Dataset,
 ) -> anyhow::Result<(Vec<u8>, Calibration)> {
-    let n = calibration.len().min(CALIBRATION_IMAGES);
-    let cal = calibrate(model, calibration_pixels(calibration, n), n)?;
+    let (pixels, n) = calibration_images(calibration);
+    let cal = calibrate(model, pixels, n)?;
     Ok((quantize(weights, &cal)?, cal))
 }
 
 /// How many training images calibration runs through the float model.
 pub const CALIBRATION_IMAGES: usize = 256;
 
-/// The first `n` images' pixels.
-fn calibration_pixels(data: &crate::data::Dataset, n: usize) -> &[u8] {
-    &data.pixels[..n * data.height * data.width * data.channels()]
+/// The images calibration runs on: the pixels of the first (up to) [`CALIBRATION_IMAGES`], and how many.
+pub fn calibration_images(data: &crate::data::Dataset) -> (&[u8], usize) {
+    let n = data.len().min(CALIBRATION_IMAGES);
+    (&data.pixels[..n * data.height * data.width * data.channels()], n)
 }
 
 /// Calibrates on (up to [`CALIBRATION_IMAGES`] of) `calibration` images and writes `model-int8.crnn` into `dir`.

@@ -19,6 +19,7 @@ use std::time::Instant;
 use tch::Tensor;
 
 use super::optim::{copy_all, Adam, Ema};
+use super::stopping::reads_better;
 use super::{batch_tensors, epoch_seed, named_params, Options};
 use crate::data::{Accuracy, Codec, Dataset};
 use crate::export::Weights;
@@ -68,11 +69,6 @@ pub struct Outcome {
     pub tuned: Option<(Trained, Vec<u8>)>,
 }
 
-/// `a` reads better than `b`: more captchas right, or as many with fewer character errors.
-fn reads_better(a: &Accuracy, b: &Accuracy) -> bool {
-    a.sequence > b.sequence || (a.sequence == b.sequence && a.cer < b.cer)
-}
-
 /// The int8 file of `model` (calibrated on `train`, as `train` quantizes) and its reading of `val`
 /// through core-infer.
 pub fn int8_accuracy(model: &Trained, train: &Dataset, val: &Dataset) -> anyhow::Result<(Vec<u8>, Accuracy)> {
@@ -96,14 +92,7 @@ pub fn fine_tune(
     let started = Instant::now();
     let spec = model.spec.clone();
     let tuned = Trained::new(spec.clone());
-    let source = model.vs.variables();
-    tch::no_grad(|| {
-        for (name, t) in tuned.vs.variables() {
-            if let Some(s) = source.get(&name) {
-                t.shallow_clone().copy_(s);
-            }
-        }
-    });
+    tuned.copy_weights_from(model);
     let params = named_params(&tuned);
     let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let vars: HashMap<String, Tensor> = params.into_iter().collect();
@@ -111,8 +100,7 @@ pub fn fine_tune(
     let mut ema = Ema::new(EMA_DECAY, &tensors);
     let codec = Codec::new(&spec.alphabet);
     let targets: Vec<Vec<i64>> = train.labels.iter().map(|l| codec.encode(l).unwrap_or_default()).collect();
-    let calibration_images = train.len().min(quantize::CALIBRATION_IMAGES);
-    let calibration_pixels = &train.pixels[..calibration_images * train.height * train.width * train.channels()];
+    let (calibration_pixels, calibration_images) = quantize::calibration_images(train);
 
     let (mut best, mut best_epoch) = (post_training, 0);
     let mut kept: Option<(Vec<Tensor>, Vec<u8>)> = None;

@@ -41,8 +41,15 @@ pub fn better(e: &Epoch, best: Option<&Epoch>, by_loss: bool) -> bool {
     if by_loss {
         return e.val_loss < b.val_loss;
     }
-    let key = |x: &Epoch| (x.val.sequence, -x.val.cer, -x.val_loss);
-    key(e).partial_cmp(&key(b)) == Some(core::cmp::Ordering::Greater)
+    if e.val.sequence != b.val.sequence || e.val.cer != b.val.cer {
+        return reads_better(&e.val, &b.val);
+    }
+    e.val_loss < b.val_loss
+}
+
+/// `a` reads better than `b`: more captchas right, or as many with fewer character errors.
+pub fn reads_better(a: &Accuracy, b: &Accuracy) -> bool {
+    a.sequence > b.sequence || (a.sequence == b.sequence && a.cer < b.cer)
 }
 
 /// The epoch early stopping counts its patience from: the best epoch ([`better`]) or, unless judging by

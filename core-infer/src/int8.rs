@@ -114,6 +114,9 @@ impl Mac for LinearI8<'_> {
         if self.segments != 9 {
             false
         } else if self.q.cin == 1 {
+            if kernels::x86_64::vnni::conv1_pool_u8(&self.q, self.zp_in, cols, out) {
+                return true;
+            }
             let windows = out.len() / self.q.outputs.max(1);
             kernels::x86_64::avx2::conv1_pool_i8(&self.q, windows, |i| crate::net::conv1_patches(self, cols, i), out)
         } else {
@@ -351,19 +354,24 @@ mod tests {
         fn conv1_pool_matches_definition(
             outputs in prop::sample::select(std::vec![8usize, 16, 32, 64, 12]),
             w in proptest::collection::vec(any::<u8>(), 9 * 64),
-            bias in proptest::collection::vec(any::<i32>(), 64),
-            mult in proptest::collection::vec(any::<i32>(), 64),
-            shift in proptest::collection::vec(-31i32..=30, 64),
+            // (half the cases in a model's ranges, where few outputs saturate and every unit of the
+            // accumulator shows; the rest anywhere)
+            bias in proptest::collection::vec(prop_oneof![-(1i32 << 16)..(1 << 16), any::<i32>()], 64),
+            mult in proptest::collection::vec(prop_oneof![(1i32 << 30)..i32::MAX, any::<i32>()], 64),
+            shift in proptest::collection::vec(prop_oneof![-12i32..=-6, -31i32..=30], 64),
             zp in (-128i32..=127, -128i32..=127),
             relu: bool,
             x in proptest::collection::vec(any::<i8>(), 4 * 25),
             present in any::<[bool; 4]>(),
+            rows in 24usize..=25,
         ) {
             let le = |v: &[i32]| -> std::vec::Vec<u8> { v[..outputs].iter().flat_map(|v| v.to_le_bytes()).collect() };
             let (b, m, sh) = (le(&bias), le(&mult), le(&shift));
             let layer = layer(&w[..9 * outputs], [&b, &m, &sh], zp, outputs, 1, relu);
-            let cols: [Option<&[i8]>; 4] = core::array::from_fn(|c| present[c].then(|| &x[25 * c..25 * (c + 1)]));
-            let windows = 12; // rows 0..24 of 25: the odd last row is dropped, as the pool drops it
+            let cols: [Option<&[i8]>; 4] = core::array::from_fn(|c| present[c].then(|| &x[rows * c..rows * (c + 1)]));
+            // 24 rows: the last window's lower neighbours are padding; 25: the odd last row is only a
+            // neighbour, as the pool drops it
+            let windows = 12;
             let mut block = std::vec![0i16; crate::net::conv_block_len(1)];
             let mut got = std::vec![0i8; windows * outputs];
             crate::net::conv_pool(&layer, cols, &mut block, &mut got);
@@ -373,7 +381,7 @@ mod tests {
             // not taken from the network's own gathering
             let input = |c: usize, y: usize| -> i32 {
                 match (y.checked_sub(1), cols[c]) {
-                    (Some(iy), Some(col)) if iy < 25 => i32::from(col[iy]) - zp.0,
+                    (Some(iy), Some(col)) if iy < rows => i32::from(col[iy]) - zp.0,
                     _ => 0,
                 }
             };
@@ -398,6 +406,26 @@ mod tests {
                 prop_assert_eq!(ran, outputs % 8 == 0);
             } else {
                 std::eprintln!("SKIPPED in part: no AVX2, the conv1 kernel is not tested on this CPU");
+            }
+            // Each x86-64 conv1 kernel on its own (the layer's picks the first that runs): the AVX2 one
+            // on the patches, and every unsigned-byte variant this CPU runs.
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::kernels::x86_64::{avx2, vnni::{conv1_pool_u8_with, DotBytes}};
+                let mut out = std::vec![0i8; windows * outputs];
+                if avx2::conv1_pool_i8(&layer.q, windows, |i| crate::net::conv1_patches(&layer, cols, i), &mut out) {
+                    prop_assert_eq!(&out, &got, "the AVX2 conv1 kernel");
+                }
+                for v in DotBytes::all() {
+                    let mut out = std::vec![0i8; windows * outputs];
+                    prop_assert_eq!(conv1_pool_u8_with(v, &layer.q, zp.0, cols, &mut out), outputs % 8 == 0);
+                    if outputs % 8 == 0 {
+                        prop_assert_eq!(&out, &got, "{:?}", v);
+                    }
+                }
+                if DotBytes::all().count() < 2 {
+                    std::eprintln!("SKIPPED in part: this CPU lacks AVX-VNNI or AVX512-VNNI; that conv1 variant is not tested on it");
+                }
             }
         }
 

@@ -6,7 +6,7 @@
 //! - `x86_64/`: `sse2.rs` (the x86-64 baseline: the int8 block dot product), `avx2.rs` (AVX2 and FMA,
 //!   with AVX-VNNI's `vpdpwssd` on i16 blocks: four-row dot products of both precisions, conv1 + pool,
 //!   the LSTM gate requantization and cells), `vnni.rs` (`vpdpbusd` on unsigned bytes, AVX-VNNI or
-//!   AVX512-VNNI: conv2 + pool and the LSTM products), `avx512.rs` (AVX-512F: the f32 four-row dot
+//!   AVX512-VNNI: conv1 + pool, conv2 + pool and the LSTM products), `avx512.rs` (AVX-512F: the f32 four-row dot
 //!   products on 512-bit registers, f32 conv2 + pool straight from the input columns); chosen at run time by CPUID (`cpufeatures`, no std).
 //! - `arm/dsp.rs`: the Armv7E-M DSP kernels (SMLAD, SXTB16 through `asm!`; the `dsp` feature).
 //! - `arm/mve.rs`: the Cortex-M55's Helium kernels (VMLADAVA on int8 through `asm!`; the `mve` feature, which

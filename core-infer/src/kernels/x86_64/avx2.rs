@@ -6,9 +6,10 @@
 //!   `vpdpwssd` on i16 blocks, f32 FMA); with AVX-VNNI, int8 inputs as unsigned bytes against int8 weights
 //!   (`vpdpbusd`, 32 products per instruction: [`super::vnni::rows_u8`], and conv2 + pool in [`super::vnni::conv_pool_u8`]);
 //! - conv1 + pool, eight output channels per register ([`conv1_pool_i8`], [`conv1_pool_f32`]), with the
-//!   int8 requantization eight channels at a time;
-//! - the LSTMs' gate requantization ([`requantize_add`]) and cells ([`lstm_cell_i8`], [`lstm_cell_f32`]),
-//!   eight units at a time.
+//!   int8 requantization eight channels at a time (with AVX-VNNI the int8 one is
+//!   [`super::vnni::conv1_pool_u8`]'s);
+//! - the LSTMs' gate requantization ([`requantize_add`], in 32-bit lanes for the usual multipliers below a
+//!   half) and cells ([`lstm_cell_i8`], [`lstm_cell_f32`]), eight units at a time.
 //!
 //! The network calls them through the selection functions of `kernels` (`mod.rs`), which fall back to the
 //! reference elsewhere and finish what a kernel leaves (a row's partial last group of four, the units past a multiple of eight).
@@ -717,6 +718,10 @@ pub fn requantize_add(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i
 
 #[target_feature(enable = "avx2")]
 unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i32, shift: i32, n: usize) {
+    if (-31..=-2).contains(&shift) {
+        // SAFETY: AVX2 is enabled here; the caller's bounds.
+        return unsafe { requantize_add_high_word(dst, acc, bias, mult, shift, n) };
+    }
     // SAFETY: AVX2 is enabled here.
     let q = unsafe { Requant8::of(_mm256_set1_epi32(mult), _mm256_set1_epi32(shift)) };
     let Requant8 { mult: m, n: [nv, _], round: [round, _], unbias: [unbias, _] } = q;
@@ -725,11 +730,7 @@ unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>,
     // SAFETY: AVX2 is enabled; entries `i .. i + 8` with `i + 8 ≤ n` are within every slice (the caller).
     unsafe {
         for i in (0..n).step_by(8) {
-            let a = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
-            let base = match bias {
-                Some(b) => _mm256_loadu_si256(b.as_ptr().add(4 * i).cast()),
-                None => _mm256_loadu_si256(dst.as_ptr().add(i).cast()),
-            };
+            let (a, base) = acc_and_base(acc, bias, dst, i);
             // requantize per 64-bit lane (even entries, then odd), clamped to i32, plus the base sign-extended
             // (`vpmuldq` by one), clamped again: the saturating add
             let even = shift_clamp(_mm256_mul_epi32(a, m), round, nv, unbias, i32s);
@@ -737,6 +738,61 @@ unsafe fn requantize_add_avx2(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>,
             let even = clamp64(_mm256_add_epi64(even, _mm256_mul_epi32(base, one)), i32s);
             let odd = clamp64(_mm256_add_epi64(odd, _mm256_mul_epi32(_mm256_srli_epi64(base, 32), one)), i32s);
             let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), v);
+        }
+    }
+}
+
+/// Entries `i .. i + 8` of `acc`, and of `bias` (little-endian i32) if given, else of `dst`: what
+/// [`requantize_add`] adds up.
+///
+/// # Safety
+/// AVX2 enabled where inlined; the entries within the slices.
+#[inline(always)]
+unsafe fn acc_and_base(acc: &[i32], bias: Option<&[u8]>, dst: &[i32], i: usize) -> (__m256i, __m256i) {
+    // SAFETY (caller): as documented.
+    unsafe {
+        let base = match bias {
+            Some(b) => _mm256_loadu_si256(b.as_ptr().add(4 * i).cast()),
+            None => _mm256_loadu_si256(dst.as_ptr().add(i).cast()),
+        };
+        (_mm256_loadu_si256(acc.as_ptr().add(i).cast()), base)
+    }
+}
+
+/// [`requantize_add`] for the shifts −31..=−2 (multipliers below a half: the quantizer's usual case), in
+/// 32-bit lanes as `reference::requantize` computes them there: the product's high word (`vpmuldq` on even
+/// and odd lanes, the high words blended into one register), rounded and shifted arithmetically by
+/// `n − 32`, then added to the base with i32 saturation (overflow where both addends' signs differ from
+/// the sum's). A third of the general path's instructions, which needs 64-bit lanes for the shift and the
+/// clamps.
+///
+/// # Safety
+/// AVX2 enabled where called; `n` entries (a multiple of eight) within every slice; `shift` in −31..=−2.
+#[target_feature(enable = "avx2")]
+unsafe fn requantize_add_high_word(dst: &mut [i32], acc: &[i32], bias: Option<&[u8]>, mult: i32, shift: i32, n: usize) {
+    let right = (31 - shift - 32) as u32; // n − 32: 1..=30
+    let m = _mm256_set1_epi32(mult);
+    let round = _mm256_set1_epi32(1 << (right - 1));
+    let count = _mm_cvtsi32_si128(right as i32);
+    let max = _mm256_set1_epi32(i32::MAX);
+    // SAFETY: AVX2 is enabled; entries `i .. i + 8` with `i + 8 ≤ n` are within every slice (the caller).
+    unsafe {
+        for i in (0..n).step_by(8) {
+            let (a, base) = acc_and_base(acc, bias, dst, i);
+            let even = _mm256_mul_epi32(a, m);
+            let odd = _mm256_mul_epi32(_mm256_srli_epi64(a, 32), m);
+            let hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0b1010_1010);
+            let r = _mm256_sra_epi32(_mm256_add_epi32(hi, round), count);
+            let sum = _mm256_add_epi32(base, r);
+            let overflow = _mm256_and_si256(_mm256_xor_si256(base, sum), _mm256_xor_si256(r, sum));
+            // i32::MAX for a positive base, i32::MIN for a negative one
+            let saturated = _mm256_xor_si256(_mm256_srai_epi32(base, 31), max);
+            let v = _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(sum),
+                _mm256_castsi256_ps(saturated),
+                _mm256_castsi256_ps(overflow),
+            ));
             _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), v);
         }
     }

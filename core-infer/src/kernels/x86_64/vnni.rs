@@ -2,7 +2,9 @@
 //! up by four into eight i32 lanes, with AVX-VNNI (VEX) or AVX512-VNNI + AVX512-VL on 256-bit registers.
 //! An int8 input `v` with zero point `zp` enters as the byte `v ⊕ 0x80`, its offset `128 + zp` summed
 //! separately, so nothing is widened: twice the products per instruction of the i16 kernels in
-//! `avx2.rs`. Each computes exactly what the reference computes (wrapping i32 sums).
+//! `avx2.rs`. Each computes exactly what the reference computes (wrapping i32 sums): the dot products
+//! of 1 or 2 columns ([`rows_u8`]: the LSTMs' and dense layers'), conv2 + pool ([`conv_pool_u8`]) and
+//! conv1 + pool ([`conv1_pool_u8`], three taps per broadcast).
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -122,6 +124,129 @@ unsafe fn conv_u8_avxvnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i
 unsafe fn conv_u8_avx512vnni(l: &ConvI8<'_>, cols: [Option<&[i8]>; 4], out: &mut [i8]) {
     // SAFETY: the features are enabled here; the caller checked the tensors.
     unsafe { conv_u8::<Avx512Vnni>(l, cols, out) }
+}
+
+/// Tallest column [`conv1_pool_u8`] takes: its rows live on the stack.
+pub const CONV1_MAX_ROWS: usize = 1024;
+
+/// conv1 (one input channel) + 2×2 max-pool for one pooled column, with `vpdpbusd`: the int8 path's
+/// results (`int8::LinearI8::finish` of the window's largest accumulator) bit for bit. `cols` are the
+/// four input columns (`net::conv_pool`'s: None outside the image) of int8 inputs with zero point `zp`;
+/// `out` gets `outputs` values for each of its `out.len() / outputs` windows.
+///
+/// The four columns are laid out row by row, four bytes a row, as unsigned bytes `x ⊕ 0x80` (padding:
+/// `zp ⊕ 0x80`, the input whose `x − zp` is 0), so the three taps of one kernel row at any of the two
+/// conv columns are the first three bytes of one unaligned i32: broadcast, one `vpdpbusd` multiplies them
+/// by eight channels' three weights (a fourth weight 0 meets the fourth byte). A conv position is three
+/// broadcasts and three `vpdpbusd` per eight channels (the AVX2 kernel: five pairs, each built from the
+/// patch first); the offset `128 + zp` these bytes carry is `(128 + zp) · Σ w` per channel, taken off the
+/// bias once. Returns false, doing nothing, without AVX-VNNI or AVX512-VNNI, for another input channel
+/// count, output channels [`channels_fit`] refuses, columns of another length or taller than
+/// [`CONV1_MAX_ROWS`], or more windows than the columns' rows make.
+pub fn conv1_pool_u8(l: &ConvI8<'_>, zp: i32, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    DotBytes::get().is_some_and(|v| conv1_pool_u8_with(v, l, zp, cols, out))
+}
+
+/// [`conv1_pool_u8`] with the given instruction set (which must be one of [`DotBytes::all`]).
+pub fn conv1_pool_u8_with(v: DotBytes, l: &ConvI8<'_>, zp: i32, cols: [Option<&[i8]>; 4], out: &mut [i8]) -> bool {
+    let windows = out.len() / l.outputs.max(1);
+    // (no column at all: every input is padding)
+    let h = cols.iter().flatten().map(|c| c.len()).next().unwrap_or(2 * windows);
+    let same = cols.iter().flatten().all(|c| c.len() == h);
+    if !v.runs() || l.cin != 1 || !channels_fit(l) || !same || h > CONV1_MAX_ROWS || 2 * windows > h {
+        return false;
+    }
+    if !(-128..=127).contains(&zp) {
+        return false;
+    }
+    // Row r of the buffer is input row r − 1 (rows 0 and h + 1: padding), one byte per column, and
+    // four bytes of slack: the last row's second conv column reads one byte past it.
+    let mut rows = [0u8; 4 * (CONV1_MAX_ROWS + 3)];
+    let pad = zp as u8 ^ 0x80;
+    let used = rows.get_mut(..4 * (h + 3)).unwrap_or(&mut []);
+    for (dx, col) in cols.iter().enumerate() {
+        let column = col.unwrap_or(&[]).iter().map(|&x| x as u8 ^ 0x80);
+        let mut values = core::iter::once(pad).chain(column);
+        for b in used.iter_mut().skip(dx).step_by(4) {
+            *b = values.next().unwrap_or(pad);
+        }
+    }
+    // SAFETY: the CPU has the variant's features (checked above); the tensors were checked above, and
+    // the windows read rows below `2 · windows + 3 <= h + 3`.
+    unsafe {
+        match v {
+            DotBytes::AvxVnni => conv1_u8_avxvnni(l, zp, &rows, windows, out),
+            DotBytes::Avx512Vnni => conv1_u8_avx512vnni(l, zp, &rows, windows, out),
+        }
+    }
+    true
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn conv1_u8_avxvnni(l: &ConvI8<'_>, zp: i32, rows: &[u8], windows: usize, out: &mut [i8]) {
+    // SAFETY: the features are enabled here; the caller checked the tensors and the rows.
+    unsafe { conv1_u8::<AvxVnni>(l, zp, rows, windows, out) }
+}
+
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+unsafe fn conv1_u8_avx512vnni(l: &ConvI8<'_>, zp: i32, rows: &[u8], windows: usize, out: &mut [i8]) {
+    // SAFETY: the features are enabled here; the caller checked the tensors and the rows.
+    unsafe { conv1_u8::<Avx512Vnni>(l, zp, rows, windows, out) }
+}
+
+/// The body of both [`conv1_pool_u8`] variants.
+///
+/// # Safety
+/// Inlined into a function compiled with `D`'s features (and AVX2); `l`'s tensors checked by
+/// `channels_fit`; `rows` holds `4 · (2 · windows + 3)` bytes at least.
+#[inline(always)]
+unsafe fn conv1_u8<D: DotBytesOp>(l: &ConvI8<'_>, zp: i32, rows: &[u8], windows: usize, out: &mut [i8]) {
+    let n = l.outputs;
+    let weight = |c: usize, t: usize| l.w.get(9 * c + t).map_or(0, |&v| v as i8);
+    // SAFETY (caller): the features are enabled; every tensor read is within the first `n` entries.
+    unsafe {
+        // kernel row ky of channel block b: lane c holds channel 8b + c's weights (ky, 0..3) and a 0
+        let mut wv = [[_mm256_setzero_si256(); 3]; CONV_MAX_OUT / 8];
+        let mut quant: [Option<Requant8>; CONV_MAX_OUT / 8] = Default::default();
+        let mut bias = [_mm256_setzero_si256(); CONV_MAX_OUT / 8];
+        for (b, ((ws, q), bv)) in wv.iter_mut().zip(&mut quant).zip(&mut bias).enumerate().take(n / 8) {
+            let mut sums = [0i32; 8];
+            for (ky, v) in ws.iter_mut().enumerate() {
+                let lanes: [i8; 32] =
+                    core::array::from_fn(|i| if i % 4 < 3 { weight(8 * b + i / 4, 3 * ky + i % 4) } else { 0 });
+                *v = _mm256_loadu_si256(lanes.as_ptr().cast());
+                for (s, w) in sums.iter_mut().zip(lanes.chunks_exact(4)) {
+                    *s += w.iter().map(|&w| i32::from(w)).sum::<i32>();
+                }
+            }
+            *q = Some(Requant8::new(l.mult, l.shift, 32 * b));
+            // the bytes' offset, 128 + zp per input, taken off once: bias − (128 + zp) · Σ w
+            let offset = _mm256_mullo_epi32(_mm256_loadu_si256(sums.as_ptr().cast()), _mm256_set1_epi32(128 + zp));
+            *bv = _mm256_sub_epi32(_mm256_loadu_si256(l.bias.as_ptr().add(32 * b).cast()), offset);
+        }
+        let at = |r: usize, x: usize| _mm256_set1_epi32(rows.as_ptr().add(4 * r + x).cast::<i32>().read_unaligned());
+        for (i, out) in out.chunks_exact_mut(n).take(windows).enumerate() {
+            for ((ws, (q, &bv)), out) in wv.iter().zip(quant.iter().zip(&bias)).zip(out.chunks_exact_mut(8)) {
+                let Some(q) = q else { break };
+                let mut best = _mm256_set1_epi32(i32::MIN);
+                // conv positions (row 2i + dy, column x of the two): kernel row ky reads buffer row 2i + dy + ky
+                for x in 0..2 {
+                    for dy in 0..2 {
+                        let mut acc = bv;
+                        for (ky, &w) in ws.iter().enumerate() {
+                            acc = D::dpbusd(acc, at(2 * i + dy + ky, x), w);
+                        }
+                        best = _mm256_max_epi32(best, acc);
+                    }
+                }
+                let mut v = [0i32; 8];
+                _mm256_storeu_si256(v.as_mut_ptr().cast(), q.apply(best, l.zp_out, l.lo));
+                for (o, v) in out.iter_mut().zip(v) {
+                    *o = v as i8;
+                }
+            }
+        }
+    }
 }
 
 /// The eight sums of the eight vectors' i32 lanes, in order.

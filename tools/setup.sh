@@ -6,6 +6,7 @@
 #   tools/setup.sh firmware   only QEMU, the thumbv7em and thumbv7m targets and the Arm GNU C toolchain (the C example)
 #   tools/setup.sh pycaptcha  only the Python `captcha` library (for tools/pycaptcha.sh); prints its python
 #   tools/setup.sh styles     that Python and Debian fonts (for tools/stylecaptcha.sh); prints its python
+#   tools/setup.sh pretrain   that Python and the fonts of tools/pretrain.sh; prints its python
 #   tools/setup.sh ort        ONNX Runtime from PyPI (the peer tools/bench.sh measures); prints its python
 #
 # libtorch comes from PyPI's torch wheel (the only source this machine reaches), installed into a venv
@@ -110,6 +111,14 @@ setup_styles() {
     setup_pycaptcha
 }
 
+# The pretraining set's generator (tools/pretrain.sh): the same Pillow, and font families no benchmark
+# style draws with.
+setup_pretrain() {
+    apt_install fonts-urw-base35 fonts-open-sans fonts-lato fonts-crosextra-carlito fonts-crosextra-caladea \
+        fonts-roboto-unhinted fonts-cantarell fonts-comfortaa fonts-linuxlibertine >&2
+    setup_pycaptcha
+}
+
 # ONNX Runtime (and onnx, which its quantization tools need) for tools/ort_bench.py.
 setup_ort() {
     local venv=$CACHE/onnxruntime-$ORT_VERSION
@@ -122,7 +131,8 @@ case "$what" in
     firmware) setup_firmware ;;
     pycaptcha) setup_pycaptcha ;;
     styles) setup_styles ;;
+    pretrain) setup_pretrain ;;
     ort) setup_ort ;;
     all) setup_host; setup_firmware ;;
-    *) echo "usage: $0 [host|firmware|pycaptcha|styles|ort|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [host|firmware|pycaptcha|styles|pretrain|ort|all]" >&2; exit 2 ;;
 esac

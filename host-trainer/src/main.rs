@@ -164,6 +164,14 @@ struct TrainArgs {
     /// quantization's file.
     #[arg(long, value_enum, default_value_t = train::Qat::Auto)]
     qat: train::Qat,
+    /// Where training starts. auto: the project's pretrained weights (models/pretrained/init.ot, trained by
+    /// tools/pretrain.sh on synthetic captchas in 100+ fonts, 62 characters) when the model has their shape
+    /// (the default widths and --height), else fresh weights; the log says which. Each class of the
+    /// alphabet takes the pretrained row of its character (new characters start fresh). none: fresh
+    /// weights (the seed's way). PATH: the init.ot an earlier run wrote (its best weights as they
+    /// trained; model.json beside it), which must have this model's shape.
+    #[arg(long, default_value = "auto", value_parser = init_arg)]
+    init: train::Init,
     /// Seeds the split, the batch order, dropout, initial weights and synthetic captchas.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -207,8 +215,9 @@ struct TrainArgs {
     /// network's time steps; so 160x60 images with 6-character labels become 144x54); 0: train at the
     /// images' own size. The model file records the size, and
     /// `predict`, `eval` and the device resize to it. Fewer pixels: faster epochs, and glyphs that fill
-    /// more of the convolutions' view (a 256x64 many-font style only left CTC's blank plateau at 32 rows).
-    /// Synthetic captchas are drawn at their own size (200x50).
+    /// more of the convolutions' view (a 256x64 many-font style only left CTC's blank plateau at 32 rows),
+    /// and at 32 rows the pretrained start of --init auto. Synthetic captchas are drawn at their own size
+    /// (200x50).
     #[arg(long, default_value_t = train::DEFAULT_HEIGHT as u16, value_parser = height)]
     height: u16,
     /// Train on the images as they are. By default, from the epoch after the model first reads something,
@@ -285,6 +294,16 @@ fn non_negative(s: &str) -> Result<f64, String> {
         Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{s:?} is not a number of 0 or more")),
     }
+}
+
+/// `train --init`: auto, none or a file.
+fn init_arg(s: &str) -> Result<train::Init, String> {
+    Ok(match s {
+        "auto" => train::Init::Auto,
+        "none" => train::Init::Fresh,
+        "" => return Err("give auto, none or the path of an init.ot".into()),
+        path => train::Init::File(PathBuf::from(path)),
+    })
 }
 
 /// `train --height`: 0 (the images' own size) or 8 to 1024 rows.
@@ -369,6 +388,7 @@ fn run(command: Option<Command>) -> anyhow::Result<()> {
                 augment: !a.no_augment,
                 select_by_loss: a.select_by_loss,
                 qat: a.qat,
+                init: a.init,
                 lr_patience: a.lr_patience,
                 stretch_contrast: !a.no_stretch,
                 ema: a.ema,

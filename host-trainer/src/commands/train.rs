@@ -30,6 +30,10 @@ pub struct Metrics {
     /// The first epoch whose model read something (validation CER below `train::PLATEAU_CER`); `None`
     /// if it never left CTC's blank plateau.
     pub first_reading: Option<usize>,
+    /// Where the weights started: the pretrained file or fresh, and why ([`train::init`]). Absent from
+    /// older runs' metrics.
+    #[serde(default)]
+    pub started: Option<train::init::Started>,
     /// What the run's summary told the user to try next.
     pub advice: Vec<String>,
     pub seconds_total: f64,
@@ -138,8 +142,16 @@ pub fn train(
 
     let best = outcome.history.iter().find(|e| e.epoch == outcome.best_epoch).cloned().context("no best epoch")?;
     let epochs_run = outcome.history.len();
-    let file_names =
-        ["model.ot", "model.json", "model.crnn", "model-int8.crnn", "model.onnx", "curves.png", "predictions.png"];
+    let file_names = [
+        "model.ot",
+        "model.json",
+        "init.ot",
+        "model.crnn",
+        "model-int8.crnn",
+        "model.onnx",
+        "curves.png",
+        "predictions.png",
+    ];
     let files =
         file_names.iter().map(|f| (f.to_string(), std::fs::metadata(out.join(f)).map_or(0, |m| m.len()))).collect();
     let metrics = Metrics {
@@ -156,6 +168,7 @@ pub fn train(
         best_epoch: outcome.best_epoch,
         stopped_early: outcome.stopped_early,
         first_reading: outcome.first_reading,
+        started: Some(outcome.started.clone()),
         advice: Vec::new(),
         seconds_total: started.elapsed().as_secs_f64(),
         seconds_per_epoch: outcome.history.iter().map(|e| e.seconds).sum::<f64>() / epochs_run.max(1) as f64,
@@ -308,6 +321,7 @@ mod tests {
             best_epoch,
             stopped_early: epochs_run < 100,
             first_reading,
+            started: None,
             advice: Vec::new(),
             seconds_total: 1.0,
             seconds_per_epoch: 1.0,

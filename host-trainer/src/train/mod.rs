@@ -18,12 +18,14 @@ use crate::model::{best_paths, images_tensor, Crnn, Spec, Trained};
 
 mod align;
 mod checkpoint;
+pub mod init;
 mod optim;
 pub mod qat;
 mod stopping;
 
 pub use checkpoint::checkpoint_paths;
 use checkpoint::{fingerprint, save_checkpoint, State};
+pub use init::Init;
 use optim::{copy_all, Adam, Ema};
 use stopping::lower_lr;
 pub use stopping::{early_stop, first_reading, time_limit_reached, PLATEAU_CER, PLATEAU_PATIENCE};
@@ -92,6 +94,10 @@ pub struct Options {
     /// [`crate::commands::train`] after the training loop. Absent from older checkpoints: [`Qat::Auto`].
     #[serde(default)]
     pub qat: Qat,
+    /// The weights training starts from ([`init`]). Absent from older checkpoints, which started fresh
+    /// (a resumed run takes the checkpoint's weights anyway).
+    #[serde(default)]
+    pub init: Init,
 }
 
 /// When `train` fine-tunes with quantization in the loop ([`qat`]).
@@ -128,6 +134,7 @@ impl Default for Options {
             height: Some(DEFAULT_HEIGHT),
             select_by_loss: false,
             qat: Qat::Auto,
+            init: Init::Auto,
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Outcome {
     pub stopped_early: bool,
     /// The first epoch whose model read something ([`first_reading`]); `None`: it never left the plateau.
     pub first_reading: Option<usize>,
+    /// Where the weights started ([`init`]).
+    pub started: init::Started,
 }
 
 /// The model's parameters in a fixed (name) order.
@@ -217,6 +226,10 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
 
     tch::manual_seed(opts.seed as i64);
     let model = Trained::for_training(spec.clone(), opts.batch_norm, opts.aux_ctc > 0.0);
+    let started = init::apply(&opts.init, &model, &codec)?;
+    if !resume {
+        eprintln!("starting from {}", started.why);
+    }
     let params = named_params(&model);
     let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut adam = Adam::new(&tensors, opts.learning_rate);
@@ -394,6 +407,8 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         bail!("no epoch finished: nothing to keep");
     }
     copy_all(&tensors, &best);
+    // the best weights as they trained (batch norms, shortcut head): what `--init` starts another run from
+    crate::io::write_atomic_with(&out.join(init::FILE), |tmp| Ok(model.vs.save(tmp)?))?;
     Ok(Outcome {
         model: model.fold_batch_norm(),
         train: train_set,
@@ -402,6 +417,7 @@ pub fn train(data: &Dataset, opts: &Options, out: &Path, resume: bool) -> anyhow
         stopped_early,
         first_reading: first_reading(&state.history),
         history: state.history,
+        started,
     })
 }
 

@@ -35,7 +35,8 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// How to train. `Default` is the seed's recipe plus training-time batch norm, the contrast stretch, the
 /// weights' moving average and the shortcut head, with batches of 8 (the seed: 16) at a learning rate of
-/// 3e-3 (the seed: 1e-3): see the README's "The model" for what each buys.
+/// 3e-3 (the seed: 1e-3), starting from the pretrained weights where they fit ([`init`]): see the
+/// README's "The model" for what each buys.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub epochs: usize,

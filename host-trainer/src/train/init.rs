@@ -125,16 +125,22 @@ mod tests {
         Trained::for_training(spec, true, true)
     }
 
+    /// `old` saved as an earlier run leaves it: init.ot and model.json in a folder.
+    fn saved(old: &Trained) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        old.vs.save(dir.path().join(FILE)).unwrap();
+        crate::io::write_json(&dir.path().join("model.json"), &old.spec).unwrap();
+        dir
+    }
+
     fn var(m: &Trained, name: &str) -> Tensor {
         m.vs.variables()[name].detach().copy()
     }
 
     #[test]
     fn every_layer_is_copied_and_each_class_takes_its_characters_row() {
-        let dir = tempfile::tempdir().unwrap();
         let old = model("abc", 16, 1);
-        old.vs.save(dir.path().join(FILE)).unwrap();
-        crate::io::write_json(&dir.path().join("model.json"), &old.spec).unwrap();
+        let dir = saved(&old);
 
         // 'c' and 'a' were there (classes 3 and 1), 'x' is new
         let new = model("cax", 16, 2);
@@ -158,10 +164,8 @@ mod tests {
 
     #[test]
     fn another_shape_is_an_error_for_a_file_and_fresh_weights_for_auto() {
-        let dir = tempfile::tempdir().unwrap();
         let old = model("abc", 16, 1);
-        old.vs.save(dir.path().join(FILE)).unwrap();
-        crate::io::write_json(&dir.path().join("model.json"), &old.spec).unwrap();
+        let dir = saved(&old);
         let taller = model("abc", 24, 2);
         let before = var(&taller, "conv1.weight");
         let err = apply(&Init::File(dir.path().join(FILE)), &taller, &Codec::new("abc")).unwrap_err();

@@ -153,10 +153,8 @@ pub fn conv1_pool_u8_with(v: DotBytes, l: &ConvI8<'_>, zp: i32, cols: [Option<&[
     // (no column at all: every input is padding)
     let h = cols.iter().flatten().map(|c| c.len()).next().unwrap_or(2 * windows);
     let same = cols.iter().flatten().all(|c| c.len() == h);
-    if !v.runs() || l.cin != 1 || !channels_fit(l) || !same || h > CONV1_MAX_ROWS || 2 * windows > h {
-        return false;
-    }
-    if !(-128..=127).contains(&zp) {
+    let fits = l.cin == 1 && channels_fit(l) && same && h <= CONV1_MAX_ROWS && 2 * windows <= h;
+    if !v.runs() || !fits || !(-128..=127).contains(&zp) {
         return false;
     }
     // Row r of the buffer is input row r − 1 (rows 0 and h + 1: padding), one byte per column, and
@@ -224,7 +222,9 @@ unsafe fn conv1_u8<D: DotBytesOp>(l: &ConvI8<'_>, zp: i32, rows: &[u8], windows:
             let offset = _mm256_mullo_epi32(_mm256_loadu_si256(sums.as_ptr().cast()), _mm256_set1_epi32(128 + zp));
             *bv = _mm256_sub_epi32(_mm256_loadu_si256(l.bias.as_ptr().add(32 * b).cast()), offset);
         }
-        let at = |r: usize, x: usize| _mm256_set1_epi32(rows.as_ptr().add(4 * r + x).cast::<i32>().read_unaligned());
+        // (no closure for the broadcast: it would not inherit this function's features, and the intrinsic in
+        // it would not be inlined)
+        let row = rows.as_ptr();
         for (i, out) in out.chunks_exact_mut(n).take(windows).enumerate() {
             for ((ws, (q, &bv)), out) in wv.iter().zip(quant.iter().zip(&bias)).zip(out.chunks_exact_mut(8)) {
                 let Some(q) = q else { break };
@@ -234,7 +234,8 @@ unsafe fn conv1_u8<D: DotBytesOp>(l: &ConvI8<'_>, zp: i32, rows: &[u8], windows:
                     for dy in 0..2 {
                         let mut acc = bv;
                         for (ky, &w) in ws.iter().enumerate() {
-                            acc = D::dpbusd(acc, at(2 * i + dy + ky, x), w);
+                            let taps = row.add(4 * (2 * i + dy + ky) + x).cast::<i32>().read_unaligned();
+                            acc = D::dpbusd(acc, _mm256_set1_epi32(taps), w);
                         }
                         best = _mm256_max_epi32(best, acc);
                     }
